@@ -1,0 +1,73 @@
+"""Argument checks shared by the library: one place that words every error message."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+
+import torch
+
+__all__ = ["check_probability", "check_float_tensor", "check_shape", "check_generator"]
+
+
+def check_probability(value, name: str = "p", *, allow_one: bool = True, allow_zero: bool = True) -> float:
+    """Return ``value`` as a float after checking it is a probability.
+
+    Raises ``TypeError`` for non-numbers (and for bools) and ``ValueError`` for NaN or
+    for values outside the allowed interval; the message names the argument and the interval.
+    """
+    lo = "[0" if allow_zero else "(0"
+    hi = "1]" if allow_one else "1)"
+    interval = f"{lo}, {hi}"
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise TypeError(f"{name} must be a number in {interval}, got a tensor of shape {tuple(value.shape)}")
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number in {interval}, got {type(value).__name__}")
+    value = float(value)
+    if math.isnan(value):
+        raise ValueError(f"{name} must be a number in {interval}, got nan")
+    too_low = value < 0 or (value == 0 and not allow_zero)
+    too_high = value > 1 or (value == 1 and not allow_one)
+    if too_low or too_high:
+        raise ValueError(f"{name} must be in {interval}, got {value!r}")
+    return value
+
+
+def check_float_tensor(x, name: str = "x") -> torch.Tensor:
+    """Check that ``x`` is a floating-point torch tensor and return it unchanged."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor with a floating dtype, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(
+            f"{name} must have a floating dtype (float16, bfloat16, float32 or float64), got {x.dtype}; "
+            f"convert it first, e.g. {name}.float()"
+        )
+    return x
+
+
+def check_shape(shape, name: str = "shape") -> tuple[int, ...]:
+    """Return ``shape`` as a tuple of non-negative ints; accepts an int or a sequence of ints."""
+    if isinstance(shape, torch.Size):
+        return tuple(shape)
+    if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):
+        shape = (shape,)
+    if not isinstance(shape, Sequence) or isinstance(shape, (str, bytes)):
+        raise TypeError(f"{name} must be an int or a sequence of ints, got {type(shape).__name__}")
+    out = []
+    for i, s in enumerate(shape):
+        if isinstance(s, bool) or not isinstance(s, numbers.Integral):
+            raise TypeError(f"{name}[{i}] must be a non-negative int, got {s!r} ({type(s).__name__})")
+        if s < 0:
+            raise ValueError(f"{name}[{i}] must be a non-negative int, got {s}")
+        out.append(int(s))
+    return tuple(out)
+
+
+def check_generator(generator, name: str = "generator") -> torch.Generator | None:
+    """Check that ``generator`` is ``None`` or a ``torch.Generator``."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"{name} must be a torch.Generator or None, got {type(generator).__name__}")
+    return generator

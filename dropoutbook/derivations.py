@@ -1,0 +1,287 @@
+r"""Symbolic derivations: expectations over random masks, computed by sympy.
+
+Every closed form in the book is *computed* here from its definition: a random quantity is
+written as a sympy expression in mask symbols (and noise symbols), and :func:`expectation`
+takes its expectation using only the distribution of those symbols. Nothing in this module
+types in an answer; the tests compare what it derives with the formulas stated in the book.
+
+Two routes compute an expectation, and they must agree:
+
+* ``"moments"``: expand the expression as a polynomial in the random symbols and replace each
+  monomial by the product of the symbols' moments (independence). For a Bernoulli mask
+  :math:`m^k = m`, so :math:`\mathbb E[m^k] = q` for every :math:`k \ge 1`.
+* ``"enumerate"``: the definition itself, :math:`\mathbb E[f(m)] = \sum_{m \in \{0,1\}^n} P(m) f(m)`,
+  for expressions of Bernoulli symbols only; it also handles non-polynomial expressions.
+
+See chapter 1, "Inverted dropout", section "Derivation".
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import sympy as sp
+
+__all__ = [
+    "Bernoulli", "ZeroMeanNoise", "expectation", "variance", "tidy", "Identity",
+    "DropoutUnitMoments", "dropout_unit_moments",
+    "NaivePredictorDecomposition", "naive_predictor_decomposition",
+    "drop_rate", "activation",
+]
+
+#: The drop probability :math:`p` (a positive symbol; results hold for :math:`0 < p < 1`).
+drop_rate = sp.Symbol("p", positive=True)
+#: A pre-dropout activation :math:`h`.
+activation = sp.Symbol("h", real=True)
+
+
+@dataclass(frozen=True)
+class Bernoulli:
+    """Distribution of a mask symbol: 1 with probability ``keep``, 0 otherwise."""
+
+    keep: sp.Expr
+
+    def moment(self, k: int) -> sp.Expr:
+        """:math:`\\mathbb E[m^k]`: 1 for k = 0 and ``keep`` for every k >= 1, since m**k = m."""
+        return sp.Integer(1) if k == 0 else sp.sympify(self.keep)
+
+
+@dataclass(frozen=True)
+class ZeroMeanNoise:
+    """Distribution of a noise symbol known only through E[e] = 0 and E[e**2] = ``variance``."""
+
+    variance: sp.Expr
+
+    def moment(self, k: int) -> sp.Expr:
+        if k == 0:
+            return sp.Integer(1)
+        if k == 1:
+            return sp.Integer(0)
+        if k == 2:
+            return sp.sympify(self.variance)
+        raise ValueError(f"ZeroMeanNoise knows moments up to order 2; the expression needs order {k}")
+
+
+def _check_distributions(distributions) -> dict:
+    if not isinstance(distributions, Mapping) or not distributions:
+        raise TypeError("distributions must be a non-empty mapping {sympy.Symbol: Bernoulli | ZeroMeanNoise}")
+    for s, d in distributions.items():
+        if not isinstance(s, sp.Symbol):
+            raise TypeError(f"distributions keys must be sympy Symbols, got {s!r}")
+        if not hasattr(d, "moment"):
+            raise TypeError(f"distribution of {s} must be Bernoulli or ZeroMeanNoise, got {type(d).__name__}")
+    return dict(distributions)
+
+
+def _expectation_by_moments(expr: sp.Expr, dists: dict) -> sp.Expr:
+    symbols = list(dists)
+    try:
+        poly = sp.Poly(sp.expand(expr), *symbols)
+    except sp.PolynomialError as exc:
+        raise ValueError(
+            "method='moments' needs an expression that is a polynomial in the random symbols; "
+            "use method='enumerate' for other expressions of Bernoulli masks"
+        ) from exc
+    total = sp.Integer(0)
+    for exponents, coeff in poly.terms():
+        term = coeff
+        for s, k in zip(symbols, exponents):
+            term *= dists[s].moment(k)
+        total += term
+    return total
+
+
+def _expectation_by_enumeration(expr: sp.Expr, dists: dict) -> sp.Expr:
+    symbols = list(dists)
+    for s in symbols:
+        if not isinstance(dists[s], Bernoulli):
+            raise ValueError(f"method='enumerate' needs Bernoulli symbols only; {s} is {type(dists[s]).__name__}")
+    if len(symbols) > 20:
+        raise ValueError(f"method='enumerate' sums 2**n terms; n = {len(symbols)} is above the limit of 20")
+    total = sp.Integer(0)
+    for values in itertools.product((0, 1), repeat=len(symbols)):
+        prob = sp.Integer(1)
+        for s, v in zip(symbols, values):
+            q = sp.sympify(dists[s].keep)
+            prob *= q if v else 1 - q
+        total += prob * expr.subs(dict(zip(symbols, values)))
+    return total
+
+
+def expectation(expr, distributions: Mapping, *, method: str = "auto") -> sp.Expr:
+    r"""Expectation of ``expr`` over independent random symbols.
+
+    Args:
+        expr: a sympy expression in the random symbols and any other (fixed) symbols.
+        distributions: mapping from each random symbol to its distribution,
+            :class:`Bernoulli` or :class:`ZeroMeanNoise`; symbols are independent.
+        method: ``"moments"`` (polynomial expansion and moments), ``"enumerate"`` (sum over all
+            :math:`2^n` mask values, Bernoulli symbols only) or ``"auto"`` (moments when the
+            expression is a polynomial in the random symbols, enumeration otherwise).
+
+    Returns:
+        The expectation, simplified.
+
+    Examples:
+        >>> m = sp.Symbol("m"); q = sp.Symbol("q")
+        >>> expectation(m**3 + 2, {m: Bernoulli(q)})
+        q + 2
+    """
+    dists = _check_distributions(distributions)
+    expr = sp.sympify(expr)
+    if method not in ("auto", "moments", "enumerate"):
+        raise ValueError(f"method must be 'auto', 'moments' or 'enumerate', got {method!r}")
+    if method == "moments":
+        result = _expectation_by_moments(expr, dists)
+    elif method == "enumerate":
+        result = _expectation_by_enumeration(expr, dists)
+    else:
+        try:
+            result = _expectation_by_moments(expr, dists)
+        except ValueError:
+            result = _expectation_by_enumeration(expr, dists)
+    return sp.simplify(result)
+
+
+def variance(expr, distributions: Mapping, *, method: str = "auto") -> sp.Expr:
+    r""":math:`\operatorname{Var}[X] = \mathbb E[X^2] - \mathbb E[X]^2`, both expectations computed by :func:`expectation`."""
+    second = expectation(sp.sympify(expr) ** 2, distributions, method=method)
+    first = expectation(expr, distributions, method=method)
+    return sp.simplify(second - first**2)
+
+
+def tidy(expr, *probabilities: sp.Symbol) -> sp.Expr:
+    r"""Rewrite ``expr`` for reading: factored, with every factor :math:`(s - 1)` shown as :math:`(1 - s)`.
+
+    Only the printed form changes; ``sp.simplify(tidy(e, p) - e) == 0``.
+    """
+    expr = sp.factor(sp.simplify(expr))
+    num, den = sp.fraction(expr)
+    sign = sp.Integer(1)
+
+    def flip(part):
+        nonlocal sign
+        out = []
+        for factor in sp.Mul.make_args(part):
+            base, exp = factor.as_base_exp()
+            for s in probabilities:
+                if sp.expand(base - (s - 1)) == 0:
+                    base, sign = 1 - s, sign * (-1) ** exp
+            out.append(base**exp)
+        return sp.Mul(*out)
+
+    num, den = flip(num), flip(den)
+    return sign * num / den
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A derived equation ``lhs = rhs`` that displays as LaTeX in a notebook and as text elsewhere."""
+
+    lhs: str
+    rhs: sp.Expr
+    lhs_text: str = ""
+
+    def _repr_latex_(self) -> str:
+        return rf"$\displaystyle {self.lhs} = {sp.latex(self.rhs)}$"
+
+    def __repr__(self) -> str:
+        return f"{self.lhs_text or self.lhs} = {sp.sstr(self.rhs)}"
+
+
+@dataclass(frozen=True)
+class DropoutUnitMoments:
+    """Mean and variance of one dropped unit, derived from its definition."""
+
+    convention: str
+    definition: sp.Expr  #: the random output as an expression in the mask symbol
+    mask: sp.Symbol
+    mean: sp.Expr
+    variance: sp.Expr
+
+    def identities(self) -> list[Identity]:
+        return [
+            Identity(r"\mathbb{E}[\tilde h]", tidy(self.mean, drop_rate), "E[h~]"),
+            Identity(r"\operatorname{Var}[\tilde h]", tidy(self.variance, drop_rate), "Var[h~]"),
+        ]
+
+
+def dropout_unit_moments(convention: str = "inverted") -> DropoutUnitMoments:
+    r"""Derive :math:`\mathbb E[\tilde h]` and :math:`\operatorname{Var}[\tilde h]` for one unit.
+
+    The unit is :math:`\tilde h = m h / (1-p)` (``"inverted"``) or :math:`\tilde h = m h`
+    (``"standard"``), with :math:`m \sim \mathrm{Bernoulli}(1-p)`. The moments are computed by
+    :func:`expectation` and :func:`variance`; for inverted dropout they come out as
+    :math:`h` and :math:`\frac{p}{1-p} h^2`.
+
+    Examples:
+        >>> dropout_unit_moments().mean
+        h
+    """
+    if convention not in ("inverted", "standard"):
+        raise ValueError(f"convention must be 'inverted' or 'standard', got {convention!r}")
+    m, p, h = sp.Symbol("m"), drop_rate, activation
+    scale = 1 / (1 - p) if convention == "inverted" else sp.Integer(1)
+    unit = m * h * scale
+    dists = {m: Bernoulli(1 - p)}
+    return DropoutUnitMoments(convention, unit, m, expectation(unit, dists), variance(unit, dists))
+
+
+@dataclass(frozen=True)
+class NaivePredictorDecomposition:
+    r"""Bias-variance decomposition of :math:`\hat y = w^\top (m \odot x)` against :math:`y = w^\top x + \varepsilon`."""
+
+    d: int
+    w: tuple
+    x: tuple
+    masks: tuple
+    noise_variance: sp.Symbol
+    squared_bias: sp.Expr
+    variance: sp.Expr
+    noise: sp.Expr
+    expected_squared_error: sp.Expr
+
+    def identities(self) -> list[Identity]:
+        p = drop_rate
+        return [
+            Identity(r"\operatorname{Bias}^2", tidy(self.squared_bias, p), "Bias^2"),
+            Identity(r"\operatorname{Var}[\hat y]", tidy(self.variance, p), "Var[y^]"),
+            Identity(r"\mathbb{E}[(\hat y - y)^2]", tidy(self.expected_squared_error, p), "E[(y^-y)^2]"),
+        ]
+
+
+def naive_predictor_decomposition(d: int) -> NaivePredictorDecomposition:
+    r"""Derive the error decomposition of the naive dropout predictor for a d-dimensional linear model.
+
+    With :math:`m_i \sim \mathrm{Bernoulli}(1-p)` independent, :math:`\hat y = \sum_i w_i m_i x_i`
+    and :math:`y = \sum_i w_i x_i + \varepsilon`, :math:`\mathbb E[\varepsilon] = 0`,
+    :math:`\mathbb E[\varepsilon^2] = \sigma^2`, it computes the squared bias
+    :math:`(\mathbb E\hat y - \mathbb E y)^2`, the variance :math:`\operatorname{Var}[\hat y]`,
+    the noise :math:`\operatorname{Var}[y]` and, separately, :math:`\mathbb E[(\hat y - y)^2]`.
+    They come out as :math:`p^2 (w^\top x)^2`, :math:`p(1-p)\sum_i (w_i x_i)^2`, :math:`\sigma^2`
+    and their sum (seed 003; :cite:`srivastava2014dropout`).
+
+    Args:
+        d: number of input features, a positive int (the sum over 2**d masks stays symbolic).
+    """
+    if isinstance(d, bool) or not isinstance(d, int) or d < 1:
+        raise ValueError(f"d must be a positive int, got {d!r}")
+    p = drop_rate
+    w = sp.symbols(f"w1:{d + 1}", real=True)
+    x = sp.symbols(f"x1:{d + 1}", real=True)
+    m = sp.symbols(f"m1:{d + 1}")
+    eps, sigma2 = sp.Symbol("varepsilon", real=True), sp.Symbol("sigma^2", positive=True)
+    dists = {mi: Bernoulli(1 - p) for mi in m}
+    dists[eps] = ZeroMeanNoise(sigma2)
+    y_hat = sum(wi * mi * xi for wi, mi, xi in zip(w, m, x))
+    y = sum(wi * xi for wi, xi in zip(w, x)) + eps
+    bias2 = sp.simplify((expectation(y_hat, dists) - expectation(y, dists)) ** 2)
+    return NaivePredictorDecomposition(
+        d, w, x, m, sigma2,
+        squared_bias=bias2,
+        variance=variance(y_hat, dists),
+        noise=variance(y, dists),
+        expected_squared_error=expectation((y_hat - y) ** 2, dists),
+    )

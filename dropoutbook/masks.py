@@ -1,0 +1,182 @@
+"""Bernoulli masks, inverted dropout and standard dropout (chapter 1).
+
+Conventions used throughout the library: ``p`` is the probability of *dropping* a unit and
+``keep_prob = 1 - p`` the probability of keeping it. Every random function takes an optional
+``torch.Generator`` so that results can be reproduced exactly.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ._validation import check_float_tensor, check_generator, check_probability, check_shape
+
+__all__ = ["bernoulli_mask", "inverted_dropout", "standard_dropout", "InvertedDropout", "StandardDropout"]
+
+_MASK_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.bool)
+
+
+def _uniform_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    # Uniforms are drawn in float32 (float64 for float64 inputs): the keep probability of a
+    # float16 uniform would be off by up to 2**-11.
+    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    return torch.rand(x.shape, generator=generator, dtype=dtype, device=x.device)
+
+
+def bernoulli_mask(shape, keep_prob: float, *, generator: torch.Generator | None = None,
+                   device=None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    r"""Sample a mask of independent Bernoulli(``keep_prob``) entries.
+
+    .. math:: m_i \sim \mathrm{Bernoulli}(q), \qquad P(m_i = 1) = q = \text{keep\_prob}.
+
+    Args:
+        shape: int or sequence of non-negative ints, the shape of the mask.
+        keep_prob: probability :math:`q \in [0, 1]` that an entry is 1 (the unit is kept).
+        generator: optional ``torch.Generator`` for reproducible masks.
+        device: device of the mask (default: the current default device).
+        dtype: a floating dtype or ``torch.bool`` (default ``torch.float32``).
+
+    Returns:
+        Tensor of the given shape with entries in {0, 1}.
+
+    See chapter 1 of the book, "Inverted dropout"; :cite:`srivastava2014dropout`.
+
+    Examples:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> bernoulli_mask((2, 3), 0.5, generator=g).shape
+        torch.Size([2, 3])
+    """
+    shape = check_shape(shape)
+    q = check_probability(keep_prob, "keep_prob")
+    check_generator(generator)
+    if dtype not in _MASK_DTYPES:
+        raise TypeError(f"dtype must be a floating dtype or torch.bool, got {dtype}")
+    u = torch.rand(shape, generator=generator, device=device, dtype=torch.float64 if dtype == torch.float64 else torch.float32)
+    mask = u < q
+    return mask if dtype == torch.bool else mask.to(dtype)
+
+
+def inverted_dropout(x: torch.Tensor, p: float, *, training: bool = True,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    r"""Inverted dropout: zero each element with probability ``p``, scale survivors by :math:`1/(1-p)`.
+
+    .. math:: \tilde h_i = \frac{m_i h_i}{1-p}, \quad m_i \sim \mathrm{Bernoulli}(1-p),
+        \qquad \mathbb E[\tilde h_i] = h_i, \quad \operatorname{Var}[\tilde h_i] = \frac{p}{1-p} h_i^2.
+
+    In evaluation mode (``training=False``) or with ``p == 0`` it is the identity, and returns a
+    new tensor that the caller may modify without touching ``x``. With ``p == 1`` it returns zeros.
+    The gradient with respect to ``x`` is :math:`m/(1-p)`. It samples the mask by thresholding
+    uniforms, which on CPU is several times faster than ``torch.nn.functional.dropout`` with the
+    same distribution.
+
+    Args:
+        x: floating-point tensor of any shape; it is never modified.
+        p: drop probability in [0, 1].
+        training: apply dropout if ``True``, the identity otherwise.
+        generator: optional ``torch.Generator`` for a reproducible mask.
+
+    Shape:
+        Output has the shape, dtype and device of ``x``.
+
+    See chapter 1, "Inverted dropout"; :cite:`srivastava2014dropout`, :cite:`hinton2012improving`.
+
+    Examples:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> y = inverted_dropout(torch.ones(4), 0.5, generator=g)
+        >>> sorted(set(y.tolist())) in ([0.0, 2.0], [0.0], [2.0])
+        True
+    """
+    check_float_tensor(x)
+    p = check_probability(p)
+    check_generator(generator)
+    if not training or p == 0.0:
+        return x.clone()
+    if p == 1.0:
+        return torch.where(torch.zeros_like(x, dtype=torch.bool), x, 0.0)
+    keep = _uniform_like(x, generator) >= p
+    return x * keep.to(x.dtype).mul_(1.0 / (1.0 - p))
+
+
+def standard_dropout(x: torch.Tensor, p: float, *, training: bool = True,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    r"""Standard (original) dropout: no scaling in training, multiply by :math:`1-p` at test time.
+
+    .. math:: \text{train: } \tilde h_i = m_i h_i,\ m_i \sim \mathrm{Bernoulli}(1-p);
+        \qquad \text{test: } \tilde h_i = (1-p) h_i.
+
+    This is the form of :cite:`srivastava2014dropout`, where the weights are scaled by the keep
+    probability at test time. Its training-time mean is :math:`(1-p) h_i`, which the test-time
+    scaling matches. Inverted dropout (:func:`inverted_dropout`) moves the scaling to training.
+
+    Args:
+        x: floating-point tensor of any shape; it is never modified.
+        p: drop probability in [0, 1].
+        training: sample a mask if ``True``; scale by ``1 - p`` otherwise.
+        generator: optional ``torch.Generator`` for a reproducible mask.
+
+    Shape:
+        Output has the shape, dtype and device of ``x``.
+
+    See chapter 1, "Inverted dropout".
+
+    Examples:
+        >>> standard_dropout(torch.ones(3), 0.25, training=False)
+        tensor([0.7500, 0.7500, 0.7500])
+    """
+    check_float_tensor(x)
+    p = check_probability(p)
+    check_generator(generator)
+    if not training:
+        return x * (1.0 - p)
+    if p == 0.0:
+        return x.clone()
+    keep = _uniform_like(x, generator) >= p
+    return x * keep.to(x.dtype)
+
+
+class InvertedDropout(nn.Module):
+    r"""Module form of :func:`inverted_dropout`; behaves like ``torch.nn.Dropout``.
+
+    Args:
+        p: drop probability in [0, 1]. Default: 0.5.
+        generator: optional ``torch.Generator`` used for every mask this module samples.
+
+    Shape:
+        Input: any shape. Output: same shape as input.
+
+    Examples:
+        >>> layer = InvertedDropout(0.3).eval()
+        >>> torch.equal(layer(torch.ones(2)), torch.ones(2))
+        True
+    """
+
+    def __init__(self, p: float = 0.5, *, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.p = check_probability(p)
+        self.generator = check_generator(generator)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return inverted_dropout(x, self.p, training=self.training, generator=self.generator)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class StandardDropout(InvertedDropout):
+    r"""Module form of :func:`standard_dropout` (no scaling in training, ``1 - p`` at test time).
+
+    Args:
+        p: drop probability in [0, 1]. Default: 0.5.
+        generator: optional ``torch.Generator`` used for every mask this module samples.
+
+    Shape:
+        Input: any shape. Output: same shape as input.
+
+    Examples:
+        >>> StandardDropout(0.5).eval()(torch.ones(2))
+        tensor([0.5000, 0.5000])
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return standard_dropout(x, self.p, training=self.training, generator=self.generator)
