@@ -114,3 +114,23 @@ def make_student_copy(solution_path, student_path) -> Path:
     student_path.parent.mkdir(parents=True, exist_ok=True)
     student_path.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return student_path
+
+
+def main(argv=None) -> int:
+    """``python -m dropoutbook.exercises.student SOLUTIONS_DIR STUDENT_DIR``: copy every ``NN_*.ipynb``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Write the student copies of the exercise notebooks.")
+    parser.add_argument("solutions", type=Path, help="folder of solution notebooks (NN_topic.ipynb)")
+    parser.add_argument("students", type=Path, help="folder for the student copies")
+    args = parser.parse_args(argv)
+    sources = sorted(args.solutions.glob("[0-9]*.ipynb"))
+    if not sources:
+        parser.error(f"no solution notebooks (NN_*.ipynb) in {args.solutions}")
+    for src in sources:
+        print(make_student_copy(src, args.students / src.name))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

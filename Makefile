@@ -1,0 +1,45 @@
+# Front door of the book. `make html` builds the website, `make test` runs every check.
+# Both create the virtual environment in .venv and install everything on first use.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+NOTEBOOKS := $(wildcard chapters/*.ipynb) $(wildcard exercises/[0-9]*.ipynb)
+
+.PHONY: install html test test-lib test-notebooks execute student bench clean
+
+install: $(STAMP)
+
+# constraints.txt pins every package, torch to the local CPU wheel 2.13.0 (no CUDA download).
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+html: $(STAMP)
+	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
+	@echo "Open _build/html/index.html in a browser."
+
+test-lib: $(STAMP)
+	$(PY) -m pytest -q -n 2 tests
+
+test-notebooks: $(STAMP)
+	$(PY) -m pytest -q --nbval $(NOTEBOOKS) --nbval-sanitize-with nbval_sanitize.cfg
+
+test: test-lib test-notebooks html
+
+# Re-execute every notebook in place (after a library change), then refresh the student copies.
+execute: $(STAMP)
+	$(BIN)/jupyter-execute --inplace $(NOTEBOOKS)
+	$(MAKE) student
+
+student: $(STAMP)
+	$(PY) -m dropoutbook.exercises.student exercises exercises/student
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_inverted_dropout.py
+
+clean:
+	rm -rf _build .pytest_cache .hypothesis

@@ -1,0 +1,89 @@
+"""Small real data sets that ship inside a package (no download), as torch tensors.
+
+See chapter 1, section "Experiment".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+__all__ = ["Split", "load_digits_split", "with_label_noise"]
+
+
+@dataclass(frozen=True)
+class Split:
+    """A train/test split: ``x_train``, ``y_train``, ``x_test``, ``y_test`` (features standardized on the training set)."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+    @property
+    def n_features(self) -> int:
+        return self.x_train.shape[1]
+
+    @property
+    def n_classes(self) -> int:
+        return int(torch.cat([self.y_train, self.y_test]).max()) + 1
+
+
+def load_digits_split(n_train: int = 300, *, seed: int = 0, dtype: torch.dtype = torch.float64) -> Split:
+    """The 8×8 handwritten digits of scikit-learn (1,797 images, 10 classes), split at random.
+
+    A small training set makes overfitting visible; the remaining images form the test set.
+    Features are standardized with the training set's mean and standard deviation.
+    :cite:`alpaydin1998digits`
+
+    Args:
+        n_train: number of training images, between 10 and 1,787.
+        seed: seed of the random split.
+        dtype: floating dtype of the features (labels are int64).
+
+    Examples:
+        >>> split = load_digits_split(300)
+        >>> split.x_train.shape, split.x_test.shape
+        (torch.Size([300, 64]), torch.Size([1497, 64]))
+    """
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as exc:  # pragma: no cover - the book extra installs scikit-learn
+        raise ImportError("load_digits_split needs scikit-learn: pip install 'dropoutbook[book]'") from exc
+    x, y = load_digits(return_X_y=True)
+    if isinstance(n_train, bool) or not isinstance(n_train, int) or not 10 <= n_train <= len(y) - 10:
+        raise ValueError(f"n_train must be an int in [10, {len(y) - 10}], got {n_train!r}")
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"dtype must be a floating torch dtype, got {dtype}")
+    order = np.random.default_rng(seed).permutation(len(y))
+    train, test = order[:n_train], order[n_train:]
+    mean = x[train].mean(axis=0)
+    std = x[train].std(axis=0)
+    std[std == 0] = 1.0  # pixels that are constant in the training set
+    x = (x - mean) / std
+    as_x = lambda idx: torch.as_tensor(x[idx], dtype=dtype)  # noqa: E731
+    as_y = lambda idx: torch.as_tensor(y[idx], dtype=torch.int64)  # noqa: E731
+    return Split(as_x(train), as_y(train), as_x(test), as_y(test))
+
+
+def with_label_noise(split: Split, fraction: float, *, seed: int = 0) -> Split:
+    """Return a copy of ``split`` whose training labels are replaced, with probability ``fraction``, by a uniform random class.
+
+    A replaced label may by chance equal the true one, so the fraction of *wrong* labels is
+    ``fraction · (1 - 1/n_classes)`` in expectation. Test labels are left clean.
+
+    Args:
+        split: the data to corrupt; it is not modified.
+        fraction: probability in [0, 1] that a training label is resampled.
+        seed: seed of the corruption.
+    """
+    from ._validation import check_probability
+
+    fraction = check_probability(fraction, "fraction")
+    g = torch.Generator().manual_seed(seed)
+    resample = torch.rand(len(split.y_train), generator=g) < fraction
+    noisy = split.y_train.clone()
+    noisy[resample] = torch.randint(0, split.n_classes, (int(resample.sum()),), generator=g)
+    return Split(split.x_train, noisy, split.x_test, split.y_test)

@@ -1,0 +1,36 @@
+"""One figure style for the whole book."""
+
+from __future__ import annotations
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+
+__all__ = ["BOOK_STYLE", "use_book_style", "figure"]
+
+#: Matplotlib settings shared by every figure of the book.
+BOOK_STYLE = {
+    "figure.dpi": 100,
+    "savefig.dpi": 100,
+    "font.size": 10,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "legend.frameon": False,
+    "lines.linewidth": 1.8,
+    "svg.hashsalt": "dropoutbook",  # stable SVG ids from run to run
+}
+
+
+def use_book_style() -> None:
+    """Apply :data:`BOOK_STYLE` to matplotlib's global settings."""
+    mpl.rcParams.update(BOOK_STYLE)
+
+
+def figure(ncols: int = 1, *, width: float = 4.2, height: float = 3.2, **kwargs):
+    """A figure with ``ncols`` side-by-side axes in the book's style; returns ``(fig, axes)``."""
+    if isinstance(ncols, bool) or not isinstance(ncols, int) or ncols < 1:
+        raise ValueError(f"ncols must be a positive int, got {ncols!r}")
+    use_book_style()
+    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), layout="constrained", **kwargs)
+    return fig, axes

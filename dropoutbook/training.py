@@ -1,0 +1,135 @@
+"""One small, plain training loop used by the book's experiments.
+
+See chapter 1, section "Experiment".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .data import Split
+
+__all__ = ["History", "accuracy", "evaluate_loss", "train_classifier", "mlp"]
+
+
+@dataclass
+class History:
+    """Per-epoch training loss, test loss and train/test accuracy recorded by :func:`train_classifier`."""
+
+    loss: list[float] = field(default_factory=list)
+    test_loss: list[float] = field(default_factory=list)
+    train_accuracy: list[float] = field(default_factory=list)
+    test_accuracy: list[float] = field(default_factory=list)
+
+    @property
+    def gap(self) -> list[float]:
+        """Train minus test accuracy, epoch by epoch."""
+        return [a - b for a, b in zip(self.train_accuracy, self.test_accuracy)]
+
+
+def mlp(sizes: list[int], *, dropout: float = 0.0, input_dropout: float = 0.0,
+        dropout_layer=nn.Dropout) -> nn.Sequential:
+    """A ReLU multilayer perceptron with dropout after every hidden layer (and optionally on the input).
+
+    Args:
+        sizes: layer widths, from the number of inputs to the number of outputs.
+        dropout: drop probability after each hidden layer.
+        input_dropout: drop probability on the input features.
+        dropout_layer: the dropout module class, ``torch.nn.Dropout`` or the library's
+            :class:`~dropoutbook.InvertedDropout`.
+
+    Examples:
+        >>> mlp([64, 32, 10], dropout=0.5)
+        Sequential(
+          (0): Linear(in_features=64, out_features=32, bias=True)
+          (1): ReLU()
+          (2): Dropout(p=0.5, inplace=False)
+          (3): Linear(in_features=32, out_features=10, bias=True)
+        )
+    """
+    if len(sizes) < 2 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes):
+        raise ValueError(f"sizes must list at least two positive ints, got {sizes!r}")
+    layers: list[nn.Module] = []
+    if input_dropout > 0:
+        layers.append(dropout_layer(input_dropout))
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+            if dropout > 0:
+                layers.append(dropout_layer(dropout))
+    return nn.Sequential(*layers)
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Fraction of correct predictions of ``model`` in evaluation mode (its mode is restored)."""
+    was_training = model.training
+    model.eval()
+    try:
+        return (model(x).argmax(dim=1) == y).double().mean().item()
+    finally:
+        model.train(was_training)
+
+
+@torch.no_grad()
+def evaluate_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Mean cross-entropy of ``model`` in evaluation mode (its mode is restored)."""
+    was_training = model.training
+    model.eval()
+    try:
+        return nn.functional.cross_entropy(model(x), y).item()
+    finally:
+        model.train(was_training)
+
+
+def train_classifier(model: nn.Module, data: Split, *, epochs: int = 100, lr: float = 1e-3,
+                     batch_size: int = 64, weight_decay: float = 0.0, seed: int = 0,
+                     progress: bool = False) -> History:
+    """Train ``model`` with Adam and cross-entropy on ``data``; record loss and accuracies after every epoch.
+
+    Mini-batches are drawn with a generator seeded by ``seed``; the model's own randomness
+    (initialization, dropout masks) comes from torch's global generator, which the caller seeds.
+
+    Args:
+        model: a classifier returning logits.
+        data: the :class:`~dropoutbook.data.Split` to train and evaluate on.
+        epochs: passes over the training set, a positive int.
+        lr: Adam's learning rate.
+        batch_size: mini-batch size, a positive int.
+        weight_decay: Adam's L2 penalty.
+        seed: seed of the mini-batch order.
+        progress: print one line every 10% of the epochs.
+    """
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if len(data.y_train) == 0:
+        raise ValueError("data has an empty training set")
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    loss_fn = nn.CrossEntropyLoss()
+    g = torch.Generator().manual_seed(seed)
+    history = History()
+    n = len(data.y_train)
+    for epoch in range(epochs):
+        model.train()
+        order = torch.randperm(n, generator=g)
+        total = 0.0
+        for start in range(0, n, batch_size):
+            idx = order[start:start + batch_size]
+            opt.zero_grad()
+            loss = loss_fn(model(data.x_train[idx]), data.y_train[idx])
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+        history.loss.append(total / n)
+        history.test_loss.append(evaluate_loss(model, data.x_test, data.y_test))
+        history.train_accuracy.append(accuracy(model, data.x_train, data.y_train))
+        history.test_accuracy.append(accuracy(model, data.x_test, data.y_test))
+        if progress and (epoch + 1) % max(1, epochs // 10) == 0:
+            print(f"epoch {epoch + 1}/{epochs}: loss {history.loss[-1]:.3f}, "
+                  f"train {history.train_accuracy[-1]:.3f}, test {history.test_accuracy[-1]:.3f}")
+    return history
