@@ -36,7 +36,7 @@ execute: $(STAMP)
 	$(MAKE) student
 
 student: $(STAMP)
-	$(PY) -m dropoutbook.exercises.student exercises exercises/student
+	$(PY) -m dropoutbook.exercises exercises exercises/student
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_inverted_dropout.py

@@ -232,12 +232,28 @@ def test_estimate_mean_known_values():
 
 
 def test_estimate_variance_known_values():
-    data = np.array([1.0, 2.0, 3.0, 4.0])
-    est = estimate_variance(data)
+    est = estimate_variance(np.array([1.0, 2.0, 3.0, 4.0]))
     assert est.value == pytest.approx(5 / 3, rel=1e-12)  # unbiased (ddof = 1)
-    dev2 = (data - 2.5) ** 2  # 2.25, 0.25, 0.25, 2.25
-    assert est.stderr == pytest.approx(dev2.std(ddof=1) / 2, rel=1e-12)
+    assert 0 < est.stderr < math.inf
     assert est.n == 4
+
+
+@pytest.mark.parametrize("name, draw, mu4_over_sigma4", [
+    ("normal", lambda rng, n: rng.standard_normal(n), 3.0),
+    ("uniform", lambda rng, n: rng.uniform(-1.0, 1.0, n), 9 / 5),
+    ("two-point 0.3", lambda rng, n: (rng.random(n) < 0.3).astype(float), (1 - 3 * 0.3 * 0.7) / (0.3 * 0.7)),
+])
+def test_estimate_variance_stderr_matches_theory(name, draw, mu4_over_sigma4):
+    """The reported standard error of s² must match the true sd of s²,
+    sqrt((mu4 - sigma^4 (n-3)/(n-1)) / n), for distributions with known moments (fixed seed)."""
+    n = 100_000
+    rng = np.random.default_rng(12345)
+    data = draw(rng, n)
+    sigma2 = {"normal": 1.0, "uniform": 1 / 3, "two-point 0.3": 0.3 * 0.7}[name]
+    true_sd = math.sqrt(sigma2**2 * (mu4_over_sigma4 - (n - 3) / (n - 1)) / n)
+    est = estimate_variance(data)
+    assert est.stderr == pytest.approx(true_sd, rel=0.05)
+    assert agrees(est, sigma2, z=Z)
 
 
 @pytest.mark.parametrize("make", [

@@ -117,7 +117,7 @@ def make_student_copy(solution_path, student_path) -> Path:
 
 
 def main(argv=None) -> int:
-    """``python -m dropoutbook.exercises.student SOLUTIONS_DIR STUDENT_DIR``: copy every ``NN_*.ipynb``."""
+    """``python -m dropoutbook.exercises SOLUTIONS_DIR STUDENT_DIR``: copy every ``NN_*.ipynb``."""
     import argparse
 
     parser = argparse.ArgumentParser(description="Write the student copies of the exercise notebooks.")
@@ -132,5 +132,3 @@ def main(argv=None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
