@@ -64,6 +64,10 @@ class ZeroMeanNoise:
         raise ValueError(f"ZeroMeanNoise knows moments up to order 2; the expression needs order {k}")
 
 
+class _NotPolynomial(ValueError):
+    """The expression is not a polynomial in the random symbols (so enumeration may still work)."""
+
+
 def _check_distributions(distributions) -> dict:
     if not isinstance(distributions, Mapping) or not distributions:
         raise TypeError("distributions must be a non-empty mapping {sympy.Symbol: Bernoulli | ZeroMeanNoise}")
@@ -80,7 +84,7 @@ def _expectation_by_moments(expr: sp.Expr, dists: dict) -> sp.Expr:
     try:
         poly = sp.Poly(sp.expand(expr), *symbols)
     except sp.PolynomialError as exc:
-        raise ValueError(
+        raise _NotPolynomial(
             "method='moments' needs an expression that is a polynomial in the random symbols; "
             "use method='enumerate' for other expressions of Bernoulli masks"
         ) from exc
@@ -140,7 +144,7 @@ def expectation(expr, distributions: Mapping, *, method: str = "auto") -> sp.Exp
     else:
         try:
             result = _expectation_by_moments(expr, dists)
-        except ValueError:
+        except _NotPolynomial:
             result = _expectation_by_enumeration(expr, dists)
     return sp.simplify(result)
 

@@ -1,7 +1,7 @@
 r"""Monte-Carlo estimates with standard errors, and "exact vs simulated" comparisons.
 
 A Monte-Carlo estimate is only as good as its standard error. This module returns both, and
-:func:`z_score` says how many standard errors an estimate lies from an exact value. The book's
+:func:`~dropoutbook.z_score` says how many standard errors an estimate lies from an exact value. The book's
 tests accept an estimate when :math:`|z| \le 5` with a fixed seed: a correct sampler then fails
 with probability below :math:`10^{-6}`, and the sample sizes are chosen so that a plausible wrong
 formula lands many standard errors away.

@@ -66,9 +66,14 @@ def check_inverted_dropout(fn, p: float = 0.3) -> bool:
     if not 0 < p < 1 or math.isclose(p, 0.5):
         raise ValueError(f"p must be in (0, 1) and not 0.5 (where 1/p = 1/(1-p)), got {p}")
     what = "your dropout function"
+    with torch.random.fork_rng(devices=[]):  # seed for reproducible messages; the caller's RNG state is restored
+        torch.manual_seed(1)
+        return _check_inverted_dropout(fn, p, what)
+
+
+def _check_inverted_dropout(fn, p: float, what: str) -> bool:
     x = _test_input()
     x_before = x.clone()
-    torch.manual_seed(1)
     out = _as_output(call_student(fn, x, p, training=True, what=what), x, what)
     if not torch.equal(x, x_before):
         raise CheckFailed("your function changed its input x in place; return a new tensor instead (avoid x.mul_, x[...] = ...)")
@@ -110,10 +115,11 @@ def check_inverted_dropout(fn, p: float = 0.3) -> bool:
 
 
 def _student_symbols(expr, allowed: dict, what: str) -> sp.Expr:
-    if isinstance(expr, (int, float)):
+    if isinstance(expr, (int, float)) and not isinstance(expr, bool):
         expr = sp.sympify(expr)
-    if not isinstance(expr, sp.Basic):
-        raise CheckFailed(f"{what} should return a sympy expression, got {type(expr).__name__}")
+    if not isinstance(expr, sp.Expr):
+        raise CheckFailed(f"{what} should return a sympy expression (not an equation or a truth value), "
+                          f"got {type(expr).__name__}")
     unknown = sorted(s.name for s in expr.free_symbols if s.name not in allowed)
     if unknown:
         raise CheckFailed(f"{what} uses the symbols {unknown}; write it in terms of {sorted(allowed)} only")
@@ -161,9 +167,14 @@ def check_test_time_scaling(fn, p: float = 0.3) -> bool:
     outputs (with its standard error) with the evaluation output, names the side that is off,
     and then runs :func:`check_inverted_dropout`.
     """
+    with torch.random.fork_rng(devices=[]):  # the caller's RNG state is restored afterwards
+        torch.manual_seed(2)
+        return _check_test_time_scaling(fn, p)
+
+
+def _check_test_time_scaling(fn, p: float) -> bool:
     what = "your repaired dropout"
     x = torch.full((_N,), 1.5, dtype=torch.float64)
-    torch.manual_seed(2)
     train = _as_output(call_student(fn, x, p, training=True, what=what), x, what)
     test = _as_output(call_student(fn, x, p, training=False, what=what), x, what)
     train_mean = train.mean().item()
@@ -173,6 +184,12 @@ def check_test_time_scaling(fn, p: float = 0.3) -> bool:
         raise CheckFailed(
             f"training outputs average {train_mean:.4f} ≈ x = 1.5 but the test output is {test_mean:.4f} = (1-p)·x: "
             "the survivors were already divided by 1-p in training, so the test-time scaling by 1-p must go"
+        )
+    if abs(train_mean - 1.5 * (1 - p)) <= _Z * se and math.isclose(test_mean, 1.5 * (1 - p), rel_tol=1e-6):
+        raise CheckFailed(
+            f"training outputs now average {train_mean:.4f} = (1-p)·x and the test output is (1-p)·x: this is "
+            "standard dropout, consistent but not inverted. Keep the division by 1-p in training and make the "
+            "test-time output equal to x instead"
         )
     if abs(train_mean - 1.5 * (1 - p)) <= _Z * se and math.isclose(test_mean, 1.5, rel_tol=1e-6):
         raise CheckFailed(
@@ -184,7 +201,7 @@ def check_test_time_scaling(fn, p: float = 0.3) -> bool:
             f"the training outputs average {train_mean:.4f} ± {se:.4f} but the test output is {test_mean:.4f}; "
             "the two must agree in expectation"
         )
-    return check_inverted_dropout(fn, p)
+    return _check_inverted_dropout(fn, p, "your repaired dropout")
 
 
 #: The numbers of the "predict" exercise: weights, inputs, drop rate and noise variance.
@@ -205,7 +222,7 @@ def _naive_predictor_values(w, x, p, noise_variance) -> dict:
 
 def check_naive_predictor_terms(fn) -> bool:
     """Check ``fn()``, which returns the predicted ``squared_bias``, ``variance`` and ``expected_squared_error``
-    of the naive predictor for the numbers in :data:`NAIVE_PREDICTOR_EXERCISE`."""
+    of the naive predictor for the numbers in :data:`~dropoutbook.exercises.ch01.NAIVE_PREDICTOR_EXERCISE`."""
     what = "your prediction"
     answer = call_student(fn, what=what)
     keys = ("squared_bias", "variance", "expected_squared_error")
@@ -232,8 +249,12 @@ def check_naive_predictor_terms(fn) -> bool:
     }
     for key in keys:
         value = answer[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise CheckFailed(f"{key} should be a number, got {type(value).__name__}")
+        try:
+            if isinstance(value, (bool, str, bytes)):
+                raise TypeError
+            value = float(value)
+        except (TypeError, ValueError):
+            raise CheckFailed(f"{key} should be a number, got {type(value).__name__}") from None
         if math.isclose(value, truth[key], rel_tol=1e-6, abs_tol=1e-9):
             continue
         for wrong, message in mistakes[key]:

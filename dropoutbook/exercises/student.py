@@ -95,6 +95,8 @@ def student_notebook(notebook: dict, where: str = "notebook") -> dict:
                 continue
             text = _plain_exercise(text)
         elif cell["cell_type"] == "code":
+            if "solution" not in tags and (BEGIN in text or END in text):
+                raise ValueError(f"{where}, cell {i}: solution markers in a cell not tagged 'solution' would leak the answer")
             if "solution" in tags:
                 text = _strip_solution(text, f"{where}, cell {i}")
                 cell["metadata"]["tags"] = [t for t in tags if t != "solution"]
