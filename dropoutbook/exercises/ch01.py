@@ -204,7 +204,7 @@ def _check_test_time_scaling(fn, p: float) -> bool:
     return _check_inverted_dropout(fn, p, "your repaired dropout")
 
 
-#: The numbers of the "predict" exercise: weights, inputs, drop rate and noise variance.
+#: Weights, inputs, drop rate and noise variance of the "predict" exercise (exercise 1.4).
 NAIVE_PREDICTOR_EXERCISE = {"w": (1.0, -2.0, 0.5), "x": (3.0, 1.0, 2.0), "p": 0.2, "noise_variance": 0.25}
 
 
