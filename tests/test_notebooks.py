@@ -1,0 +1,140 @@
+"""Guards on the committed notebooks that nbval alone does not give.
+
+nbval compares the outputs of executed cells only: a cell that was never executed passes
+silently. These tests also check the chapter template, figure captions, and the exercise
+notebooks' student copies.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from dropoutbook.exercises.student import BEGIN, END, student_notebook
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = sorted((ROOT / "chapters").glob("[0-9]*.ipynb"))
+EXERCISES = sorted((ROOT / "exercises").glob("[0-9]*.ipynb"))
+NOTEBOOKS = CHAPTERS + EXERCISES
+IGNORE_MARKER = "NBVAL_IGNORE_OUTPUT"
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def source(cell) -> str:
+    return "".join(cell["source"])
+
+
+def code_cells(nb):
+    return [c for c in nb["cells"] if c["cell_type"] == "code" and source(c).strip()]
+
+
+def test_there_are_notebooks():
+    assert CHAPTERS and EXERCISES
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_code_cell_was_executed_in_order_without_error(path):
+    cells = code_cells(load(path))
+    counts = [c["execution_count"] for c in cells]
+    assert None not in counts, f"{path.name}: unexecuted cells; run `make execute`"
+    assert counts == list(range(1, len(cells) + 1)), f"{path.name}: cells not executed top to bottom in one kernel"
+    errors = [o for c in cells for o in c["outputs"] if o["output_type"] == "error"]
+    assert not errors, f"{path.name}: stored errors {[(e['ename'], e['evalue']) for e in errors]}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_ignored_outputs_say_why(path):
+    for cell in code_cells(load(path)):
+        text = source(cell)
+        tagged = "nbval-ignore-output" in cell["metadata"].get("tags", [])
+        assert not tagged, f"{path.name}: use '# {IGNORE_MARKER}: reason' in the cell, not a bare tag"
+        for line in text.splitlines():
+            if IGNORE_MARKER in line:
+                assert re.search(rf"#\s*{IGNORE_MARKER}:\s*\S{{10,}}", line), f"{path.name}: '{line}' gives no reason"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_figure_has_a_caption_and_a_name(path):
+    for cell in code_cells(load(path)):
+        if any("image/png" in o.get("data", {}) for o in cell["outputs"]):
+            figure = cell["metadata"].get("mystnb", {}).get("figure", {})
+            assert len(figure.get("caption", "")) > 40, f"{path.name}: a figure without a real caption"
+            assert figure.get("name", "").startswith("fig-"), f"{path.name}: a figure without a 'fig-' name"
+
+
+TEMPLATE = ["The question", "The mechanism", "Derivation", "Check", "Experiment",
+            "Pitfalls and errata", "Summary", "Exercises", "References"]
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_chapter_follows_the_template(path):
+    nb = load(path)
+    headings = [line[3:].strip() for c in nb["cells"] if c["cell_type"] == "markdown"
+                for line in source(c).splitlines() if line.startswith("## ")]
+    positions = []
+    for section in TEMPLATE:
+        found = [i for i, h in enumerate(headings) if h.startswith(section)]
+        assert found, f"{path.name}: no '## {section}' section (chapter template, DESIGN.md §3)"
+        positions.append(found[0])
+    assert positions == sorted(positions), f"{path.name}: template sections out of order: {headings}"
+    text = "\n".join(source(c) for c in nb["cells"] if c["cell_type"] == "markdown")
+    assert "{footcite" in text and "{footbibliography}" in text, f"{path.name}: cites nothing or lists no references"
+    assert "../exercises/" in text, f"{path.name}: no link to its exercise notebook"
+
+
+def check_cells(nb):
+    return [c for c in code_cells(nb) if re.match(r"\s*check_\w+\(", source(c))]
+
+
+@pytest.mark.parametrize("path", EXERCISES, ids=lambda p: p.name)
+def test_solution_notebook_passes_every_check(path):
+    nb = load(path)
+    checks = check_cells(nb)
+    assert len(checks) >= 4, f"{path.name}: fewer than 4 checked exercises"
+    for cell in checks:
+        text = "".join("".join(o.get("text", "")) for o in cell["outputs"] if o["output_type"] == "stream")
+        assert text.startswith("Correct:"), f"{path.name}: the reference solution fails `{source(cell)}`"
+
+
+@pytest.mark.parametrize("path", EXERCISES, ids=lambda p: p.name)
+def test_student_copy_is_committed_and_up_to_date(path):
+    student = ROOT / "exercises" / "student" / path.name
+    assert student.exists(), f"missing student copy {student}; run `make student`"
+    assert load(student) == student_notebook(load(path), where=str(path)), f"{student} is stale; run `make student`"
+
+
+@pytest.mark.parametrize("path", EXERCISES, ids=lambda p: p.name)
+def test_student_copy_hides_every_solution(path):
+    nb = load(path)
+    student = student_notebook(nb, where=str(path))
+    student_text = "\n".join(source(c) for c in student["cells"])
+    shown = "\n".join(source(c) for c in nb["cells"] if "solution" not in c["metadata"].get("tags", []))
+    assert BEGIN not in student_text and END not in student_text and "{solution" not in student_text
+    for cell in nb["cells"]:
+        if "solution" in cell["metadata"].get("tags", []) and cell["cell_type"] == "code":
+            answer = source(cell).split(BEGIN)[1].split(END)[0]
+            for line in answer.splitlines():
+                if len(line.strip()) > 12 and not line.strip().startswith("#") and line.strip() not in shown:
+                    assert line.strip() not in student_text, f"solution line leaks into the student copy: {line.strip()}"
+
+
+@pytest.mark.parametrize("path", EXERCISES, ids=lambda p: p.name)
+def test_student_copy_fails_every_check_with_not_written_yet(path, tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    student = nbformat.reads(json.dumps(student_notebook(load(path), where=str(path))), as_version=4)
+    client = nbclient.NotebookClient(student, timeout=300, kernel_name="python3", allow_errors=True,
+                                     resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()
+    checks = check_cells(student)
+    assert checks
+    for cell in checks:
+        errors = [o for o in cell["outputs"] if o["output_type"] == "error"]
+        assert errors and errors[0]["ename"] == "CheckFailed", f"`{source(cell)}` did not fail in the student copy"
+        assert "not written yet" in errors[0]["evalue"]
