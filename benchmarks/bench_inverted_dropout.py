@@ -1,0 +1,60 @@
+"""Speed of db.inverted_dropout against torch.nn.functional.dropout, measured in one run.
+
+Machines here are noisy, so the two are timed interleaved, many times, and the script prints the
+ratio of their median times (and of their 25th and 75th percentiles). It also checks, in the same
+run, that both have the same distribution: the fraction of dropped elements and the value of the
+survivors. Run it with `make bench`. Target (issue "Foundation"): ratio of at least 2 on CPU.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+import dropoutbook as db
+
+SHAPE, P, ROUNDS, CALLS = (256, 4096), 0.3, 31, 20
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    for _ in range(CALLS):
+        fn()
+    return (time.perf_counter() - start) / CALLS
+
+
+def main() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(*SHAPE)
+    ours = lambda: db.inverted_dropout(x, P)  # noqa: E731
+    reference = lambda: F.dropout(x, P, training=True)  # noqa: E731
+    for fn in (ours, reference):  # warm-up
+        timed(fn)
+    t_ours, t_ref = [], []
+    for _ in range(ROUNDS):
+        t_ref.append(timed(reference))
+        t_ours.append(timed(ours))
+    q = lambda ts: statistics.quantiles(ts, n=4)  # noqa: E731
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, input {SHAPE} float32, p = {P}")
+    print(f"  F.dropout          median {statistics.median(t_ref) * 1e3:7.3f} ms")
+    print(f"  db.inverted_dropout median {statistics.median(t_ours) * 1e3:7.3f} ms")
+    ratio = statistics.median(t_ref) / statistics.median(t_ours)
+    print(f"  speed-up (median ratio F.dropout / db.inverted_dropout): {ratio:.2f}x "
+          f"(quartile ratios {q(t_ref)[0] / q(t_ours)[0]:.2f}x .. {q(t_ref)[2] / q(t_ours)[2]:.2f}x)")
+
+    ones = torch.ones(4_000_000)
+    n = ones.numel()
+    se = math.sqrt(P * (1 - P) / n)
+    for name, out in [("F.dropout", F.dropout(ones, P, training=True)), ("db.inverted_dropout", db.inverted_dropout(ones, P))]:
+        dropped = (out == 0).double().mean().item()
+        survivors = sorted(set(out[out != 0].unique().tolist()))
+        print(f"  {name:>20}: dropped {dropped:.4f} (z = {(dropped - P) / se:+.2f}), survivor values {survivors}")
+    print("  target: speed-up >= 2x with the same distribution:", "met" if ratio >= 2 else "NOT met")
+
+
+if __name__ == "__main__":
+    main()
