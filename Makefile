@@ -23,7 +23,7 @@ html: $(STAMP)
 	@echo "Open _build/html/index.html in a browser."
 
 test-lib: $(STAMP)
-	$(PY) -m pytest -q -n 2 tests
+	$(PY) -m pytest -q -n 2 tests --doctest-modules dropoutbook
 
 test-notebooks: $(STAMP)
 	$(PY) -m pytest -q --nbval $(NOTEBOOKS) --nbval-sanitize-with nbval_sanitize.cfg

@@ -2,6 +2,8 @@
 
 * MathJax: the site serves MathJax 3 from the ``django-static-mathjax`` package (a pip-installed
   copy) instead of a CDN, so equations render on a machine without internet access.
+* Solutions: the ``### BEGIN SOLUTION`` / ``### END SOLUTION`` lines that mark an answer for the
+  student copies are removed from the rendered code.
 * Stored outputs: the book renders the outputs committed with each notebook (they are checked by
   nbval in the test suite). A code cell that was never executed, or that stored an error, is
   reported as a warning, which the strict build (``-W``) turns into a failure.
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from docutils import nodes
 from sphinx.application import Sphinx
 from sphinx.util import logging
 
@@ -24,13 +27,30 @@ def _mathjax_dir() -> Path:
     return Path(mathjax.__file__).parent / "static" / "mathjax"
 
 
+MATHJAX_PATH = "mathjax/es5/tex-svg.js"  # relative to _static; the self-contained TeX-to-SVG bundle
+
+
 def _use_local_mathjax(app: Sphinx, config) -> None:
-    es5 = _mathjax_dir() / "es5"
-    if not (es5 / "tex-svg.js").exists():
-        raise RuntimeError(f"MathJax not found at {es5}; install the book extra: pip install -e '.[book]'")
-    # Copied as _static/mathjax/..., and the page loads the self-contained TeX-to-SVG bundle.
-    config.html_static_path = list(config.html_static_path) + [str(es5.parent)]
-    config.mathjax_path = "mathjax/es5/tex-svg.js"
+    mathjax_dir = _mathjax_dir()
+    if not (mathjax_dir / "es5" / "tex-svg.js").exists():
+        raise RuntimeError(f"MathJax not found in {mathjax_dir}; install the book extra: pip install -e '.[book]'")
+    # Sphinx copies the *contents* of each static directory into _static/ (following symlinks).
+    # A staging directory holding mathjax/es5 -> the package's es5/ puts the bundle at
+    # _static/mathjax/es5/tex-svg.js without copying MathJax's sources.
+    staging = Path(app.outdir).parent / "mathjax-static"
+    link = staging / "mathjax" / "es5"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(mathjax_dir / "es5", target_is_directory=True)
+    config.html_static_path = list(config.html_static_path) + [str(staging)]
+    config.mathjax_path = MATHJAX_PATH
+
+
+def _check_mathjax_copied(app: Sphinx, exception) -> None:
+    if exception is None and app.builder.format == "html":
+        if not (Path(app.outdir) / "_static" / MATHJAX_PATH).exists():
+            raise RuntimeError(f"_static/{MATHJAX_PATH} is missing from the built site: equations would not render")
 
 
 def _check_stored_outputs(app: Sphinx, env, docnames) -> None:
@@ -51,7 +71,22 @@ def _check_stored_outputs(app: Sphinx, env, docnames) -> None:
                                    location=docname)
 
 
+SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
+
+
+def _hide_solution_markers(app: Sphinx, doctree) -> None:
+    """Drop the authoring markers of exercise solutions from the rendered code (they stay in the notebooks)."""
+    for block in doctree.findall(nodes.literal_block):
+        text = block.astext()
+        if any(marker in text for marker in SOLUTION_MARKERS):
+            kept = [line for line in text.splitlines() if line.strip() not in SOLUTION_MARKERS]
+            block.children = [nodes.Text("\n".join(kept))]
+            block.rawsource = "\n".join(kept)
+
+
 def setup(app: Sphinx) -> dict:
     app.connect("config-inited", _use_local_mathjax)
+    app.connect("build-finished", _check_mathjax_copied)
+    app.connect("doctree-read", _hide_solution_markers)
     app.connect("env-before-read-docs", _check_stored_outputs)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -44,13 +44,13 @@ class Bernoulli:
     keep: sp.Expr
 
     def moment(self, k: int) -> sp.Expr:
-        """:math:`\\mathbb E[m^k]`: 1 for k = 0 and ``keep`` for every k >= 1, since m**k = m."""
+        """:math:`\\mathbb E[m^k]`: 1 for :math:`k = 0` and ``keep`` for every :math:`k \\ge 1`, since :math:`m^k = m`."""
         return sp.Integer(1) if k == 0 else sp.sympify(self.keep)
 
 
 @dataclass(frozen=True)
 class ZeroMeanNoise:
-    """Distribution of a noise symbol known only through E[e] = 0 and E[e**2] = ``variance``."""
+    """Distribution of a noise symbol known only through :math:`\\mathbb E[\\varepsilon] = 0` and :math:`\\mathbb E[\\varepsilon^2]` = ``variance``."""
 
     variance: sp.Expr
 
@@ -150,7 +150,18 @@ def expectation(expr, distributions: Mapping, *, method: str = "auto") -> sp.Exp
 
 
 def variance(expr, distributions: Mapping, *, method: str = "auto") -> sp.Expr:
-    r""":math:`\operatorname{Var}[X] = \mathbb E[X^2] - \mathbb E[X]^2`, both expectations computed by :func:`expectation`."""
+    r""":math:`\operatorname{Var}[X] = \mathbb E[X^2] - \mathbb E[X]^2`, both expectations computed by :func:`expectation`.
+
+    Args:
+        expr: the random quantity :math:`X`, a sympy expression in the random symbols.
+        distributions: mapping from each random symbol to :class:`Bernoulli` or :class:`ZeroMeanNoise`.
+        method: ``"auto"``, ``"moments"`` or ``"enumerate"``, as for :func:`expectation`.
+
+    Examples:
+        >>> m, q = sp.Symbol("m"), sp.Symbol("q")
+        >>> sp.factor(variance(m, {m: Bernoulli(q)}))
+        -q*(q - 1)
+    """
     second = expectation(sp.sympify(expr) ** 2, distributions, method=method)
     first = expectation(expr, distributions, method=method)
     return sp.simplify(second - first**2)
@@ -160,6 +171,15 @@ def tidy(expr, *probabilities: sp.Symbol) -> sp.Expr:
     r"""Rewrite ``expr`` for reading: factored, with every factor :math:`(s - 1)` shown as :math:`(1 - s)`.
 
     Only the printed form changes; ``sp.simplify(tidy(e, p) - e) == 0``.
+
+    Args:
+        expr: a sympy expression.
+        *probabilities: the symbols :math:`s` whose factors :math:`s - 1` are to be flipped.
+
+    Examples:
+        >>> p, h = sp.symbols("p h", positive=True)
+        >>> tidy(h**2 / (1 - p) - h**2, p)
+        h**2*p/(1 - p)
     """
     expr = sp.factor(sp.simplify(expr))
     num, den = sp.fraction(expr)
@@ -252,7 +272,7 @@ class NaivePredictorDecomposition:
         return [
             Identity(r"\operatorname{Bias}^2", tidy(self.squared_bias, p), "Bias^2"),
             Identity(r"\operatorname{Var}[\hat y]", tidy(self.variance, p), "Var[y^]"),
-            Identity(r"\mathbb{E}[(\hat y - y)^2]", tidy(self.expected_squared_error, p), "E[(y^-y)^2]"),
+            Identity(r"\operatorname{Var}[y]", self.noise, "Var[y]"),
         ]
 
 
@@ -265,7 +285,8 @@ def naive_predictor_decomposition(d: int) -> NaivePredictorDecomposition:
     :math:`(\mathbb E\hat y - \mathbb E y)^2`, the variance :math:`\operatorname{Var}[\hat y]`,
     the noise :math:`\operatorname{Var}[y]` and, separately, :math:`\mathbb E[(\hat y - y)^2]`.
     They come out as :math:`p^2 (w^\top x)^2`, :math:`p(1-p)\sum_i (w_i x_i)^2`, :math:`\sigma^2`
-    and their sum (seed 003; :cite:`srivastava2014dropout`).
+    and their sum. The analysis is a classic one for dropout on the inputs of a linear model
+    (:cite:`srivastava2014dropout` study the linear case).
 
     Args:
         d: number of input features, a positive int (the sum over 2**d masks stays symbolic).

@@ -35,7 +35,7 @@ def bernoulli_mask(shape, keep_prob: float, *, generator: torch.Generator | None
                    device=None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     r"""Sample a mask of independent Bernoulli(``keep_prob``) entries.
 
-    .. math:: m_i \sim \mathrm{Bernoulli}(q), \qquad P(m_i = 1) = q = \text{keep\_prob}.
+    .. math:: m_i \sim \mathrm{Bernoulli}(q), \qquad P(m_i = 1) = q.
 
     Args:
         shape: int or sequence of non-negative ints, the shape of the mask.
@@ -68,8 +68,9 @@ def inverted_dropout(x: torch.Tensor, p: float, *, training: bool = True,
                      generator: torch.Generator | None = None) -> torch.Tensor:
     r"""Inverted dropout: zero each element with probability ``p``, scale survivors by :math:`1/(1-p)`.
 
-    .. math:: \tilde h_i = \frac{m_i h_i}{1-p}, \quad m_i \sim \mathrm{Bernoulli}(1-p),
-        \qquad \mathbb E[\tilde h_i] = h_i, \quad \operatorname{Var}[\tilde h_i] = \frac{p}{1-p} h_i^2.
+    .. math:: \tilde h_i = \frac{m_i h_i}{1-p}, \qquad m_i \sim \mathrm{Bernoulli}(1-p).
+
+    .. math:: \mathbb E[\tilde h_i] = h_i, \qquad \operatorname{Var}[\tilde h_i] = \frac{p}{1-p} h_i^2.
 
     In evaluation mode (``training=False``) or with ``p == 0`` it is the identity, and returns a
     new tensor that the caller may modify without touching ``x``. With ``p == 1`` it returns zeros.
@@ -108,8 +109,9 @@ def standard_dropout(x: torch.Tensor, p: float, *, training: bool = True,
                      generator: torch.Generator | None = None) -> torch.Tensor:
     r"""Standard (original) dropout: no scaling in training, multiply by :math:`1-p` at test time.
 
-    .. math:: \text{train: } \tilde h_i = m_i h_i,\ m_i \sim \mathrm{Bernoulli}(1-p);
-        \qquad \text{test: } \tilde h_i = (1-p) h_i.
+    .. math:: \text{training: } \tilde h_i = m_i h_i, \quad m_i \sim \mathrm{Bernoulli}(1-p).
+
+    .. math:: \text{test: } \tilde h_i = (1-p) h_i.
 
     This is the form of :cite:`srivastava2014dropout`, where the weights are scaled by the keep
     probability at test time. Its training-time mean is :math:`(1-p) h_i`, which the test-time

@@ -22,14 +22,20 @@ __all__ = ["Estimate", "estimate_mean", "estimate_variance", "z_score", "agrees"
 
 @dataclass(frozen=True)
 class Estimate:
-    """A Monte-Carlo estimate: ``value`` with standard error ``stderr`` from ``n`` samples."""
+    """A Monte-Carlo estimate.
+
+    Attributes:
+        value: the estimate.
+        stderr: its standard error.
+        n: the number of samples it was computed from.
+    """
 
     value: float
     stderr: float
     n: int
 
     def __str__(self) -> str:
-        return f"{self.value:.4g} ± {self.stderr:.2g}"
+        return f"{self.value:#.4g} ± {self.stderr:.2g}"
 
 
 def _as_float64_array(samples, name: str = "samples") -> np.ndarray:

@@ -28,7 +28,17 @@ def use_book_style() -> None:
 
 
 def figure(ncols: int = 1, *, width: float = 4.2, height: float = 3.2, **kwargs):
-    """A figure with ``ncols`` side-by-side axes in the book's style; returns ``(fig, axes)``."""
+    """A figure with ``ncols`` side-by-side axes in the book's style.
+
+    Args:
+        ncols: number of axes side by side, a positive int.
+        width: width of each axes' share of the figure, in inches.
+        height: height of the figure, in inches.
+        **kwargs: passed on to ``matplotlib.pyplot.subplots`` (e.g. ``sharey=True``).
+
+    Returns:
+        ``(fig, axes)``, as ``plt.subplots`` returns them.
+    """
     if isinstance(ncols, bool) or not isinstance(ncols, int) or ncols < 1:
         raise ValueError(f"ncols must be a positive int, got {ncols!r}")
     use_book_style()

@@ -32,7 +32,7 @@ def starter(*args, **kwargs):
 
 
 def assert_passes(capsys, check, fn, *args):
-    assert check(fn, *args) is True
+    assert check(fn, *args) is None
     out = capsys.readouterr().out
     assert out.startswith("Correct:"), out
     assert out.count("\n") == 1  # one line
@@ -379,7 +379,7 @@ def test_call_student_wraps_errors():
 
 
 def test_passed_prints_correct_line(capsys):
-    assert passed("well done") is True
+    assert passed("well done") is None
     assert capsys.readouterr().out == "Correct: well done\n"
 
 
@@ -520,8 +520,8 @@ def test_solution_code_passes_its_check(capsys):
     nb = solution_nb()
     exec(_text(nb["cells"][3]), namespace)
     exec("".join(nb["cells"][7]["source"]), namespace)
-    assert check_inverted_dropout(namespace["my_dropout"]) is True
-    assert check_naive_predictor_terms(namespace["my_prediction"]) is True
+    assert check_inverted_dropout(namespace["my_dropout"]) is None
+    assert check_naive_predictor_terms(namespace["my_prediction"]) is None
     assert capsys.readouterr().out.count("Correct:") == 2
 
 
@@ -573,3 +573,12 @@ def test_make_student_copy_error_names_the_file(tmp_path):
     with pytest.raises(ValueError, match=r"bad.ipynb, cell 3: a cell tagged 'solution' must mark"):
         make_student_copy(src, tmp_path / "out.ipynb")
     assert not (tmp_path / "out.ipynb").exists()
+
+
+def test_checkers_leave_the_callers_random_state_unchanged():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    check_inverted_dropout(ref_dropout)
+    check_test_time_scaling(ref_dropout)
+    assert torch.equal(torch.rand(3), expected)

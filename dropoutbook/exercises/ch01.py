@@ -1,7 +1,7 @@
 """Checkers for the exercises of chapter 1, "Inverted dropout".
 
 Each checker takes the student's function, calls it, and either prints one "Correct: ..." line
-or raises :class:`CheckFailed` with a message that says what is wrong (for example, "survivors
+(and returns None) or raises :class:`CheckFailed` with a message that says what is wrong (for example, "survivors
 are not scaled: did you forget to divide by 1 - p?"). Instructors can reuse them in assignments.
 """
 
@@ -55,7 +55,7 @@ def _survivor_scale_message(ratio: float, p: float) -> str | None:
     return f"survivors are scaled by {ratio:.4g}; inverted dropout scales them by 1/(1-p) = {1 / (1 - p):.4g}"
 
 
-def check_inverted_dropout(fn, p: float = 0.3) -> bool:
+def check_inverted_dropout(fn, p: float = 0.3) -> None:
     """Check an implementation ``fn(x, p, training=True)`` of inverted dropout.
 
     It checks, in order: the output's type and shape; that ``x`` is not modified; that every
@@ -68,10 +68,11 @@ def check_inverted_dropout(fn, p: float = 0.3) -> bool:
     what = "your dropout function"
     with torch.random.fork_rng(devices=[]):  # seed for reproducible messages; the caller's RNG state is restored
         torch.manual_seed(1)
-        return _check_inverted_dropout(fn, p, what)
+        passed(_check_inverted_dropout(fn, p, what))
 
 
-def _check_inverted_dropout(fn, p: float, what: str) -> bool:
+def _check_inverted_dropout(fn, p: float, what: str) -> str:
+    """Run the checks of :func:`check_inverted_dropout`; return the summary of a pass."""
     x = _test_input()
     x_before = x.clone()
     out = _as_output(call_student(fn, x, p, training=True, what=what), x, what)
@@ -111,7 +112,7 @@ def _check_inverted_dropout(fn, p: float, what: str) -> bool:
     zero_p = _as_output(call_student(fn, x, 0.0, training=True, what=what), x, what)
     if not torch.allclose(zero_p, x, rtol=1e-6, atol=0):
         raise CheckFailed("with p = 0 nothing is dropped, so the output should equal the input")
-    return passed(f"drop fraction {dropped:.3f} (target {p}), survivors scaled by 1/(1-p), identity in eval mode")
+    return f"drops {dropped:.1%} (p = {p}), survivors scaled by 1/(1-p), identity in eval mode"
 
 
 def _student_symbols(expr, allowed: dict, what: str) -> sp.Expr:
@@ -126,7 +127,7 @@ def _student_symbols(expr, allowed: dict, what: str) -> sp.Expr:
     return expr.subs({s: allowed[s.name] for s in expr.free_symbols})
 
 
-def _same_function(a: sp.Expr, b: sp.Expr, symbols, points) -> bool:
+def _same_function(a: sp.Expr, b: sp.Expr, symbols, points) -> None:
     if sp.simplify(a - b) == 0:
         return True
     return all(
@@ -136,7 +137,7 @@ def _same_function(a: sp.Expr, b: sp.Expr, symbols, points) -> bool:
     )
 
 
-def check_dropout_variance(fn) -> bool:
+def check_dropout_variance(fn) -> None:
     r"""Check ``fn()``, which must return :math:`\operatorname{Var}[\tilde h]` of inverted dropout as a sympy expression in ``p`` and ``h``."""
     what = "your derivation"
     expr = call_student(fn, what=what)
@@ -145,7 +146,8 @@ def check_dropout_variance(fn) -> bool:
     truth = derivations.dropout_unit_moments("inverted").variance
     points = [(0.1, 1.3), (0.3, -0.7), (0.75, 2.0)]
     if _same_function(expr, truth, (p, h), points):
-        return passed(f"Var[h~] = {derivations.tidy(expr, p)}")
+        passed(f"Var[h~] = {derivations.tidy(expr, p)}")
+        return
     mistakes = [
         (p * (1 - p) * h**2, "that is the variance of standard dropout m·h (no scaling); with inverted dropout the mask is m/(1-p)"),
         (h**2 / (1 - p), "that is E[h~²] only; the variance is E[h~²] − E[h~]², and E[h~] = h"),
@@ -160,7 +162,7 @@ def check_dropout_variance(fn) -> bool:
     raise CheckFailed(f"at p = 0.5, h = 1 your expression gives {value:.4g}, but Var[h~] is {float(truth.subs({p: 0.5, h: 1})):.4g} there")
 
 
-def check_test_time_scaling(fn, p: float = 0.3) -> bool:
+def check_test_time_scaling(fn, p: float = 0.3) -> None:
     """Check the repaired dropout ``fn(x, p, training)`` of the find-the-bug exercise.
 
     The test-time output must equal the training-time mean: it compares the mean of training
@@ -169,10 +171,10 @@ def check_test_time_scaling(fn, p: float = 0.3) -> bool:
     """
     with torch.random.fork_rng(devices=[]):  # the caller's RNG state is restored afterwards
         torch.manual_seed(2)
-        return _check_test_time_scaling(fn, p)
+        passed(_check_test_time_scaling(fn, p))
 
 
-def _check_test_time_scaling(fn, p: float) -> bool:
+def _check_test_time_scaling(fn, p: float) -> str:
     what = "your repaired dropout"
     x = torch.full((_N,), 1.5, dtype=torch.float64)
     train = _as_output(call_student(fn, x, p, training=True, what=what), x, what)
@@ -201,10 +203,11 @@ def _check_test_time_scaling(fn, p: float) -> bool:
             f"the training outputs average {train_mean:.4f} ± {se:.4f} but the test output is {test_mean:.4f}; "
             "the two must agree in expectation"
         )
-    return _check_inverted_dropout(fn, p, "your repaired dropout")
+    _check_inverted_dropout(fn, p, what)
+    return f"training mean {train_mean:.3f} ± {se:.3f} matches the test output {test_mean:.3f}"
 
 
-#: Weights, inputs, drop rate and noise variance of the "predict" exercise (exercise 1.4).
+#: Weights, inputs, drop rate and noise variance of the "predict" exercise of chapter 1.
 NAIVE_PREDICTOR_EXERCISE = {"w": (1.0, -2.0, 0.5), "x": (3.0, 1.0, 2.0), "p": 0.2, "noise_variance": 0.25}
 
 
@@ -220,7 +223,7 @@ def _naive_predictor_values(w, x, p, noise_variance) -> dict:
     }
 
 
-def check_naive_predictor_terms(fn) -> bool:
+def check_naive_predictor_terms(fn) -> None:
     """Check ``fn()``, which returns the predicted ``squared_bias``, ``variance`` and ``expected_squared_error``
     of the naive predictor for the numbers in :data:`~dropoutbook.exercises.ch01.NAIVE_PREDICTOR_EXERCISE`."""
     what = "your prediction"
@@ -261,4 +264,4 @@ def check_naive_predictor_terms(fn) -> bool:
             if math.isclose(value, wrong, rel_tol=1e-6, abs_tol=1e-9):
                 raise CheckFailed(f"{key} = {value:.4g} is not right: {message}")
         raise CheckFailed(f"{key} = {value:.4g} is not right; recompute it from the decomposition")
-    return passed(", ".join(f"{k} = {truth[k]:.4g}" for k in keys))
+    passed(", ".join(f"{k} = {truth[k]:.4g}" for k in keys))
