@@ -262,6 +262,7 @@ class NaivePredictorDecomposition:
     x: tuple
     masks: tuple
     noise_variance: sp.Symbol
+    prediction_mean: sp.Expr
     squared_bias: sp.Expr
     variance: sp.Expr
     noise: sp.Expr
@@ -281,7 +282,7 @@ def naive_predictor_decomposition(d: int) -> NaivePredictorDecomposition:
 
     With :math:`m_i \sim \mathrm{Bernoulli}(1-p)` independent, :math:`\hat y = \sum_i w_i m_i x_i`
     and :math:`y = \sum_i w_i x_i + \varepsilon`, :math:`\mathbb E[\varepsilon] = 0`,
-    :math:`\mathbb E[\varepsilon^2] = \sigma^2`, it computes the squared bias
+    :math:`\mathbb E[\varepsilon^2] = \sigma^2`, it computes the mean :math:`\mathbb E\hat y`, the squared bias
     :math:`(\mathbb E\hat y - \mathbb E y)^2`, the variance :math:`\operatorname{Var}[\hat y]`,
     the noise :math:`\operatorname{Var}[y]` and, separately, :math:`\mathbb E[(\hat y - y)^2]`.
     They come out as :math:`p^2 (w^\top x)^2`, :math:`p(1-p)\sum_i (w_i x_i)^2`, :math:`\sigma^2`
@@ -302,9 +303,11 @@ def naive_predictor_decomposition(d: int) -> NaivePredictorDecomposition:
     dists[eps] = ZeroMeanNoise(sigma2)
     y_hat = sum(wi * mi * xi for wi, mi, xi in zip(w, m, x))
     y = sum(wi * xi for wi, xi in zip(w, x)) + eps
-    bias2 = sp.simplify((expectation(y_hat, dists) - expectation(y, dists)) ** 2)
+    mean = expectation(y_hat, dists)
+    bias2 = sp.simplify((mean - expectation(y, dists)) ** 2)
     return NaivePredictorDecomposition(
         d, w, x, m, sigma2,
+        prediction_mean=mean,
         squared_bias=bias2,
         variance=variance(y_hat, dists),
         noise=variance(y, dists),

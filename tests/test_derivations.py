@@ -303,6 +303,13 @@ def test_naive_predictor_noise(naive):
     assert same(naive.noise, naive.noise_variance)
 
 
+def test_naive_predictor_mean_is_one_minus_p_times_the_full_output(naive):
+    p = d.drop_rate
+    full = sum(wi * xi for wi, xi in zip(naive.w, naive.x))
+    assert same(naive.prediction_mean, (1 - p) * full)
+    assert not same(naive.prediction_mean, full)  # the comparison can fail: the naive predictor is biased
+
+
 def test_naive_predictor_error_is_sum_of_three_terms(naive):
     stated = stated_naive(naive)
     assert same(naive.expected_squared_error, naive.squared_bias + naive.variance + naive.noise)
@@ -311,8 +318,8 @@ def test_naive_predictor_error_is_sum_of_three_terms(naive):
 
 def test_naive_predictor_identities_print_one_minus_p(naive):
     ids = naive.identities()
-    assert [i.lhs_text for i in ids] == ["Bias^2", "Var[y^]", "E[(y^-y)^2]"]
-    for identity, expr in zip(ids, (naive.squared_bias, naive.variance, naive.expected_squared_error)):
+    assert [i.lhs_text for i in ids] == ["Bias^2", "Var[y^]", "Var[y]"]
+    for identity, expr in zip(ids, (naive.squared_bias, naive.variance, naive.noise)):
         assert same(identity.rhs, expr)
     assert "(1 - p)" in repr(ids[1])
     assert "(p - 1)" not in repr(ids[1])

@@ -112,7 +112,7 @@ def _check_inverted_dropout(fn, p: float, what: str) -> str:
     zero_p = _as_output(call_student(fn, x, 0.0, training=True, what=what), x, what)
     if not torch.allclose(zero_p, x, rtol=1e-6, atol=0):
         raise CheckFailed("with p = 0 nothing is dropped, so the output should equal the input")
-    return f"drops {dropped:.1%} (p = {p}), survivors scaled by 1/(1-p), identity in eval mode"
+    return f"drops {dropped:.1%} (p = {p}), survivors times 1/(1-p), identity in eval"
 
 
 def _student_symbols(expr, allowed: dict, what: str) -> sp.Expr:
