@@ -582,3 +582,11 @@ def test_checkers_leave_the_callers_random_state_unchanged():
     check_inverted_dropout(ref_dropout)
     check_test_time_scaling(ref_dropout)
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_student_copy_turns_myst_labels_and_roles_into_plain_markdown():
+    nb = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": [
+        "(ex-label)=\n", "# Title\n", "See {ref}`the chapter <ch-x>`, {doc}`../chapters/01`, {numref}`fig-a`.\n"]}],
+        "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    text = "".join(student_notebook(nb)["cells"][0]["source"])
+    assert text == "# Title\nSee the chapter, ../chapters/01, fig-a."

@@ -8,7 +8,8 @@ code cell tagged ``solution`` whose answer lies between the lines ``### BEGIN SO
 * replaces each answer with ``raise NotImplementedError(...)`` at the same indentation, so the
   function signature stays and the check cell after it fails with "not written yet";
 * drops the Markdown cells tagged ``solution``;
-* turns the ``{exercise}`` directives into plain Markdown headings that Jupyter shows well;
+* turns the ``{exercise}`` directives into plain Markdown headings that Jupyter shows well, drops
+  MyST label lines and keeps only the text of cross-reference roles;
 * clears every output.
 
 Only the standard library is used, so instructors can run it anywhere.
@@ -26,6 +27,8 @@ __all__ = ["make_student_copy", "student_notebook"]
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STARTER = 'raise NotImplementedError("Exercise: write your solution here")'
 _EXERCISE = re.compile(r"^(`{3,})\{exercise\}[ \t]*(.*)$")
+_TARGET = re.compile(r"^\([\w.-]+\)=\s*$")  # a MyST label line such as (ex-inverted-dropout)=
+_ROLE = re.compile(r"\{(?:ref|doc|numref|eq)\}`([^`<]*?)\s*(?:<[^`>]*>)?`")
 
 
 def _source(cell) -> str:
@@ -61,11 +64,15 @@ def _strip_solution(text: str, where: str) -> str:
     return "\n".join(out)
 
 
-def _plain_exercise(text: str) -> str:
-    """Rewrite ```{exercise} Title blocks as '**Exercise: Title**' followed by the body."""
+def _plain_markdown(text: str) -> str:
+    """Markdown that Jupyter shows well: ```{exercise} Title blocks become '**Exercise: Title**' and
+    the body, MyST label lines are dropped, and cross-reference roles keep only their text."""
     lines = text.splitlines()
     out, fence = [], None
     for line in lines:
+        if _TARGET.match(line):
+            continue
+        line = _ROLE.sub(lambda m: m.group(1), line)
         match = _EXERCISE.match(line.strip())
         if fence is None and match:
             fence = match.group(1)
@@ -93,7 +100,7 @@ def student_notebook(notebook: dict, where: str = "notebook") -> dict:
         if cell["cell_type"] == "markdown":
             if "solution" in tags:
                 continue
-            text = _plain_exercise(text)
+            text = _plain_markdown(text)
         elif cell["cell_type"] == "code":
             if "solution" not in tags and (BEGIN in text or END in text):
                 raise ValueError(f"{where}, cell {i}: solution markers in a cell not tagged 'solution' would leak the answer")
