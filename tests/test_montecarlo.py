@@ -51,7 +51,7 @@ def samples(fn, p: float, h: float, n: int = N) -> torch.Tensor:
     return fn(x, p, generator=gen(seed_for(p, h, fn is inverted_dropout)))
 
 
-def assert_agrees_and_rejects(est: Estimate, truth: float, wrong: dict[str, float]) -> None:
+def check_agrees_and_rejects(est: Estimate, truth: float, wrong: dict[str, float]) -> None:
     z = z_score(est, truth)
     assert agrees(est, truth, z=Z), f"estimate {est} is {z:.2f} standard errors from the exact value {truth:.6g}"
     assert est.stderr > 0
@@ -83,7 +83,7 @@ def test_derived_expressions_are_functions_of_p_and_h():
 @pytest.mark.parametrize("p", P_VALUES)
 def test_inverted_dropout_mean_is_h(p, h):
     est = estimate_mean(samples(inverted_dropout, p, h))
-    assert_agrees_and_rejects(est, exact(INVERTED.mean, p, h), {
+    check_agrees_and_rejects(est, exact(INVERTED.mean, p, h), {
         "standard dropout's mean (1-p)h": (1 - p) * h,
         "mean p·h (drop/keep swapped, no rescaling)": p * h,
     })
@@ -100,7 +100,7 @@ def test_inverted_dropout_variance(p, h):
     }
     if not math.isclose(p, 0.5):  # at p = 0.5 the swapped formula coincides with the right one
         wrong["(1-p)/p·h² (drop/keep swapped)"] = (1 - p) / p * h**2
-    assert_agrees_and_rejects(est, exact(INVERTED.variance, p, h), wrong)
+    check_agrees_and_rejects(est, exact(INVERTED.variance, p, h), wrong)
 
 
 @pytest.mark.parametrize("p", P_VALUES)
@@ -111,7 +111,7 @@ def test_inverted_dropout_keep_fraction(p):
     est = estimate_mean(out != 0)
     wrong = {} if math.isclose(p, 0.5) else {"drop fraction p taken as keep fraction": p}
     wrong["keep fraction 1 - p/2"] = 1 - p / 2
-    assert_agrees_and_rejects(est, exact(keep, p), wrong)
+    check_agrees_and_rejects(est, exact(keep, p), wrong)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
@@ -120,7 +120,7 @@ def test_inverted_dropout_keep_fraction_in_low_precision(dtype):
     p = 0.3
     out = inverted_dropout(torch.ones(N, dtype=dtype), p, generator=gen(77))
     est = estimate_mean(out != 0)
-    assert_agrees_and_rejects(est, 1 - p, {"keep fraction p": p, "keep fraction 0.69": 0.69})
+    check_agrees_and_rejects(est, 1 - p, {"keep fraction p": p, "keep fraction 0.69": 0.69})
 
 
 # --------------------------------------------------------------------------------------------
@@ -131,7 +131,7 @@ def test_inverted_dropout_keep_fraction_in_low_precision(dtype):
 @pytest.mark.parametrize("p", P_VALUES)
 def test_standard_dropout_mean(p, h):
     est = estimate_mean(samples(standard_dropout, p, h))
-    assert_agrees_and_rejects(est, exact(STANDARD.mean, p, h), {
+    check_agrees_and_rejects(est, exact(STANDARD.mean, p, h), {
         "inverted dropout's mean h": h,
         "mean p·h (drop/keep swapped)": p * h,
     } if not math.isclose(p, 0.5) else {"inverted dropout's mean h": h})
@@ -141,7 +141,7 @@ def test_standard_dropout_mean(p, h):
 @pytest.mark.parametrize("p", P_VALUES)
 def test_standard_dropout_variance(p, h):
     est = estimate_variance(samples(standard_dropout, p, h))
-    assert_agrees_and_rejects(est, exact(STANDARD.variance, p, h), {
+    check_agrees_and_rejects(est, exact(STANDARD.variance, p, h), {
         "p/(1-p)·h² (inverted dropout's variance)": p / (1 - p) * h**2,
         "p·h² (forgot the mean's square)": p * h**2,
         "(1-p)·h² (E[h~²])": (1 - p) * h**2,
@@ -152,7 +152,7 @@ def test_standard_dropout_train_mean_matches_test_time_output():
     p, h = 0.3, 1.5
     est = estimate_mean(samples(standard_dropout, p, h))
     test_time = standard_dropout(torch.tensor([h], dtype=torch.float64), p, training=False).item()
-    assert_agrees_and_rejects(est, test_time, {"test-time output without scaling": h})
+    check_agrees_and_rejects(est, test_time, {"test-time output without scaling": h})
 
 
 # --------------------------------------------------------------------------------------------
@@ -167,7 +167,7 @@ def test_bernoulli_mask_mean_is_keep_prob(keep_prob, dtype):
     mask = bernoulli_mask(N, keep_prob, generator=gen(seed_for(keep_prob, 3.0)), dtype=dtype)
     est = estimate_mean(mask)
     truth = float(mean.subs(q, sp.nsimplify(keep_prob)))
-    assert_agrees_and_rejects(est, truth, {"1 - keep_prob (keep and drop swapped)": 1 - keep_prob,
+    check_agrees_and_rejects(est, truth, {"1 - keep_prob (keep and drop swapped)": 1 - keep_prob,
                                            "keep_prob + 0.005": keep_prob + 0.005})
 
 
@@ -176,7 +176,7 @@ def test_bernoulli_mask_variance(keep_prob):
     q, m = sp.Symbol("q"), sp.Symbol("m")
     var = sp.simplify(expectation(m**2, {m: Bernoulli(q)}) - expectation(m, {m: Bernoulli(q)}) ** 2)
     est = estimate_variance(bernoulli_mask(N, keep_prob, generator=gen(5), dtype=torch.float64))
-    assert_agrees_and_rejects(est, float(var.subs(q, sp.nsimplify(keep_prob))),
+    check_agrees_and_rejects(est, float(var.subs(q, sp.nsimplify(keep_prob))),
                               {"q (E[m²])": keep_prob, "q²": keep_prob**2})
 
 
@@ -185,7 +185,7 @@ def test_bernoulli_mask_entries_are_uncorrelated():
     q = 0.4
     mask = bernoulli_mask(N + 1, q, generator=gen(21), dtype=torch.float64)
     est = estimate_mean(mask[1:] * mask[:-1])
-    assert_agrees_and_rejects(est, q**2, {"perfectly correlated neighbours (q)": q})
+    check_agrees_and_rejects(est, q**2, {"perfectly correlated neighbours (q)": q})
 
 
 # --------------------------------------------------------------------------------------------
