@@ -31,6 +31,14 @@ def _keep_mask(x: torch.Tensor, p: float, scale: float, generator: torch.Generat
     return mask.mul_(scale) if scale != 1.0 else mask
 
 
+def _apply_mask(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``x * mask``. Without autograd the product is written into the mask's own buffer, which
+    saves one allocation of the input's size; with autograd the mask is kept for the backward pass."""
+    if x.requires_grad and torch.is_grad_enabled():
+        return x * mask
+    return mask.mul_(x)
+
+
 def bernoulli_mask(shape, keep_prob: float, *, generator: torch.Generator | None = None,
                    device=None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     r"""Sample a mask of independent Bernoulli(``keep_prob``) entries.
@@ -102,7 +110,7 @@ def inverted_dropout(x: torch.Tensor, p: float, *, training: bool = True,
         return x.clone()
     if p == 1.0:
         return torch.where(torch.zeros_like(x, dtype=torch.bool), x, 0.0)
-    return x * _keep_mask(x, p, 1.0 / (1.0 - p), generator)
+    return _apply_mask(x, _keep_mask(x, p, 1.0 / (1.0 - p), generator))
 
 
 def standard_dropout(x: torch.Tensor, p: float, *, training: bool = True,
@@ -139,7 +147,7 @@ def standard_dropout(x: torch.Tensor, p: float, *, training: bool = True,
         return x * (1.0 - p)
     if p == 0.0:
         return x.clone()
-    return x * _keep_mask(x, p, 1.0, generator)
+    return _apply_mask(x, _keep_mask(x, p, 1.0, generator))
 
 
 class InvertedDropout(nn.Module):
