@@ -153,6 +153,8 @@ def standard_dropout(x: torch.Tensor, p: float, *, training: bool = True,
 class InvertedDropout(nn.Module):
     r"""Module form of :func:`inverted_dropout`; behaves like ``torch.nn.Dropout``.
 
+    See chapter 1, "Inverted dropout", section "Training mode and evaluation mode".
+
     Args:
         p: drop probability in [0, 1]. Default: 0.5.
         generator: optional ``torch.Generator`` used for every mask this module samples.
@@ -180,6 +182,8 @@ class InvertedDropout(nn.Module):
 
 class StandardDropout(InvertedDropout):
     r"""Module form of :func:`standard_dropout` (no scaling in training, ``1 - p`` at test time).
+
+    See chapter 1, "Inverted dropout"; :cite:`srivastava2014dropout`.
 
     Args:
         p: drop probability in [0, 1]. Default: 0.5.

@@ -22,7 +22,7 @@ __all__ = ["Estimate", "estimate_mean", "estimate_variance", "z_score", "agrees"
 
 @dataclass(frozen=True)
 class Estimate:
-    """A Monte-Carlo estimate.
+    """A Monte-Carlo estimate (chapter 1, section "Check").
 
     Attributes:
         value: the estimate.
@@ -55,6 +55,8 @@ def _as_float64_array(samples, name: str = "samples") -> np.ndarray:
 def estimate_mean(samples) -> Estimate:
     r"""Sample mean with standard error :math:`s/\sqrt n` (``s`` the sample standard deviation).
 
+    Used by every "closed form against Monte Carlo" check of the book (chapter 1, section "Check").
+
     Args:
         samples: independent draws, as a tensor, array or sequence (flattened).
 
@@ -67,7 +69,7 @@ def estimate_mean(samples) -> Estimate:
 
 
 def estimate_variance(samples) -> Estimate:
-    r"""Unbiased sample variance :math:`s^2` with its standard error.
+    r"""Unbiased sample variance :math:`s^2` with its standard error (chapter 1, section "Check").
 
     The standard error comes from the exact variance of the sample variance,
     :math:`\operatorname{Var}[s^2] = \frac{1}{n}\left(\mu_4 - \frac{n-3}{n-1}\sigma^4\right)`,
@@ -89,6 +91,8 @@ def estimate_variance(samples) -> Estimate:
 def z_score(estimate: Estimate, exact: float) -> float:
     r"""How many standard errors ``estimate`` lies from ``exact``: :math:`(\hat\theta - \theta)/\operatorname{se}`.
 
+    See chapter 1, section "Check".
+
     A zero standard error gives 0 when the values are equal and an infinite score otherwise.
     """
     if not isinstance(estimate, Estimate):
@@ -103,7 +107,10 @@ def z_score(estimate: Estimate, exact: float) -> float:
 
 
 def agrees(estimate: Estimate, exact: float, *, z: float = 5.0) -> bool:
-    """True when ``estimate`` lies within ``z`` standard errors of ``exact`` (``z`` at least 5 in the book's tests)."""
+    """True when ``estimate`` lies within ``z`` standard errors of ``exact`` (``z`` at least 5 in the book's tests).
+
+    See chapter 1, section "Check".
+    """
     if not z > 0:
         raise ValueError(f"z must be positive, got {z}")
     return abs(z_score(estimate, exact)) <= z

@@ -27,3 +27,4 @@ def test_public_object_has_a_docstring_with_a_chapter_or_paper(name):
         obj = getattr(obj, part)
     doc = inspect.getdoc(obj) or ""
     assert len(doc) > 40, f"{name} has no real docstring"
+    assert "chapter" in doc.lower() or ":cite:" in doc, f"{name}'s docstring names neither its chapter nor a paper"

@@ -56,7 +56,7 @@ def _survivor_scale_message(ratio: float, p: float) -> str | None:
 
 
 def check_inverted_dropout(fn, p: float = 0.3) -> None:
-    """Check an implementation ``fn(x, p, training=True)`` of inverted dropout.
+    """Check an implementation ``fn(x, p, training=True)`` of inverted dropout (chapter 1 exercises).
 
     It checks, in order: the output's type and shape; that ``x`` is not modified; that every
     survivor is scaled by exactly 1/(1-p); that the fraction of zeros is p within 5 standard
@@ -138,7 +138,11 @@ def _same_function(a: sp.Expr, b: sp.Expr, symbols, points) -> None:
 
 
 def check_dropout_variance(fn) -> None:
-    r"""Check ``fn()``, which must return :math:`\operatorname{Var}[\tilde h]` of inverted dropout as a sympy expression in ``p`` and ``h``."""
+    r"""Check ``fn()``, which must return :math:`\operatorname{Var}[\tilde h]` of inverted dropout as a sympy expression in ``p`` and ``h``.
+
+    Recognizes the usual wrong answers (standard dropout's variance, :math:`\mathbb E[\tilde h^2]`,
+    swapped drop and keep probabilities) and says which one it is. Chapter 1 exercises.
+    """
     what = "your derivation"
     expr = call_student(fn, what=what)
     p, h = derivations.drop_rate, derivations.activation
@@ -163,7 +167,7 @@ def check_dropout_variance(fn) -> None:
 
 
 def check_test_time_scaling(fn, p: float = 0.3) -> None:
-    """Check the repaired dropout ``fn(x, p, training)`` of the find-the-bug exercise.
+    """Check the repaired dropout ``fn(x, p, training)`` of the find-the-bug exercise (chapter 1 exercises).
 
     The test-time output must equal the training-time mean: it compares the mean of training
     outputs (with its standard error) with the evaluation output, names the side that is off,
@@ -225,7 +229,7 @@ def _naive_predictor_values(w, x, p, noise_variance) -> dict:
 
 def check_naive_predictor_terms(fn) -> None:
     """Check ``fn()``, which returns the predicted ``squared_bias``, ``variance`` and ``expected_squared_error``
-    of the naive predictor for the numbers in :data:`~dropoutbook.exercises.ch01.NAIVE_PREDICTOR_EXERCISE`."""
+    of the naive predictor (chapter 1 exercises) for the numbers in :data:`~dropoutbook.exercises.ch01.NAIVE_PREDICTOR_EXERCISE`."""
     what = "your prediction"
     answer = call_student(fn, what=what)
     keys = ("squared_bias", "variance", "expected_squared_error")
