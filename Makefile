@@ -39,7 +39,7 @@ student: $(STAMP)
 	$(PY) -m dropoutbook.exercises exercises exercises/student
 
 bench: $(STAMP)
-	$(PY) benchmarks/bench_inverted_dropout.py
+	for script in benchmarks/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 clean:
 	rm -rf _build .pytest_cache .hypothesis

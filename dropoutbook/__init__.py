@@ -8,11 +8,34 @@ Chapter 1 ("Inverted dropout"): :func:`bernoulli_mask`, :func:`inverted_dropout`
 :func:`standard_dropout`, :class:`InvertedDropout`, :class:`StandardDropout`; the submodules
 :mod:`dropoutbook.derivations` (sympy), :mod:`dropoutbook.montecarlo` (estimates with standard
 errors) and :mod:`dropoutbook.exercises` (checkers).
+
+Chapters 2 to 10 each have a module named after their topic (:mod:`dropoutbook.implicit_l2`,
+:mod:`dropoutbook.jensen`, ...); their public names are re-exported here.
 """
 
 from . import derivations, exercises, montecarlo
 from .masks import InvertedDropout, StandardDropout, bernoulli_mask, inverted_dropout, standard_dropout
 from .montecarlo import Estimate, agrees, estimate_mean, estimate_variance, z_score
+
+# One module per chapter topic; each lists its public names in its own __all__.
+from . import implicit_l2  # chapter 2
+from .implicit_l2 import *  # noqa: F403
+from . import jensen  # chapter 3
+from .jensen import *  # noqa: F403
+from . import ensembles  # chapter 4
+from .ensembles import *  # noqa: F403
+from . import uncertainty  # chapter 5
+from .uncertainty import *  # noqa: F403
+from . import batchnorm  # chapter 6
+from .batchnorm import *  # noqa: F403
+from . import dropblock  # chapter 7
+from .dropblock import *  # noqa: F403
+from . import stochastic_depth  # chapter 8
+from .stochastic_depth import *  # noqa: F403
+from . import attention  # chapter 9
+from .attention import *  # noqa: F403
+from . import variational  # chapter 10
+from .variational import *  # noqa: F403
 
 __version__ = "0.1.0"
 
@@ -20,4 +43,13 @@ __all__ = [
     "bernoulli_mask", "inverted_dropout", "standard_dropout", "InvertedDropout", "StandardDropout",
     "Estimate", "estimate_mean", "estimate_variance", "z_score", "agrees",
     "derivations", "montecarlo", "exercises",
+    *implicit_l2.__all__,
+    *jensen.__all__,
+    *ensembles.__all__,
+    *uncertainty.__all__,
+    *batchnorm.__all__,
+    *dropblock.__all__,
+    *stochastic_depth.__all__,
+    *attention.__all__,
+    *variational.__all__,
 ]

@@ -25,26 +25,7 @@ from dropoutbook.exercises import (
     passed,
 )
 from dropoutbook.exercises.student import STARTER, student_notebook
-
-
-def starter(*args, **kwargs):
-    raise NotImplementedError("Exercise: write your solution here")
-
-
-def assert_passes(capsys, check, fn, *args):
-    assert check(fn, *args) is None
-    out = capsys.readouterr().out
-    assert out.startswith("Correct:"), out
-    assert out.count("\n") == 1  # one line
-
-
-def assert_fails(check, fn, *hints, args=()):
-    with pytest.raises(CheckFailed) as info:
-        check(fn, *args)
-    message = str(info.value)
-    for hint in hints:
-        assert hint in message, f"expected the hint {hint!r} in the message {message!r}"
-    return message
+from helpers import assert_fails, assert_passes, starter
 
 
 def test_check_failed_is_an_assertion_error():

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dropoutbook import derivations as d
+from helpers import same
 from dropoutbook.derivations import (
     Bernoulli,
     Identity,
@@ -30,11 +31,6 @@ q, q1, q2, q3 = sp.symbols("q q1 q2 q3", positive=True)
 m, m1, m2, m3 = sp.symbols("m m1 m2 m3")
 x, y = sp.symbols("x y", real=True)
 e, s2 = sp.Symbol("e", real=True), sp.Symbol("s2", positive=True)
-
-
-def same(a, b) -> bool:
-    """The comparison every test uses: symbolic equality via simplify(a - b) == 0."""
-    return sp.simplify(sp.sympify(a) - sp.sympify(b)) == 0
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,8 +22,8 @@ import torch
 from dropoutbook import bernoulli_mask, inverted_dropout, standard_dropout
 from dropoutbook.derivations import Bernoulli, activation, drop_rate, dropout_unit_moments, expectation
 from dropoutbook.montecarlo import Estimate, agrees, estimate_mean, estimate_variance, z_score
+from helpers import Z, check_agrees_and_rejects
 
-Z = 5.0
 N = 10**6
 P_VALUES = [0.1, 0.3, 0.5, 0.8]
 H_VALUES = [1.0, -2.5, 0.3]
@@ -49,18 +49,6 @@ def seed_for(*values) -> int:
 def samples(fn, p: float, h: float, n: int = N) -> torch.Tensor:
     x = torch.full((n,), h, dtype=torch.float64)
     return fn(x, p, generator=gen(seed_for(p, h, fn is inverted_dropout)))
-
-
-def check_agrees_and_rejects(est: Estimate, truth: float, wrong: dict[str, float]) -> None:
-    z = z_score(est, truth)
-    assert agrees(est, truth, z=Z), f"estimate {est} is {z:.2f} standard errors from the exact value {truth:.6g}"
-    assert est.stderr > 0
-    for name, value in wrong.items():
-        zw = z_score(est, value)
-        assert not agrees(est, value, z=Z), (
-            f"the check has no power: the wrong formula '{name}' = {value:.6g} lies only {zw:.2f} "
-            f"standard errors from the estimate {est}"
-        )
 
 
 # --------------------------------------------------------------------------------------------

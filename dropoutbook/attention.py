@@ -1,0 +1,5 @@
+"""Chapter 9, "Dropout in transformers"."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

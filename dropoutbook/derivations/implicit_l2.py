@@ -1,0 +1,5 @@
+"""Chapter 2, "Dropout as implicit L2 regularization": derivations."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

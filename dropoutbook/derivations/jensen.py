@@ -1,0 +1,5 @@
+"""Chapter 3, "The Jensen bias": derivations."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,0 +1,5 @@
+"""Checkers for the exercises of chapter 2, "Dropout as implicit L2 regularization"."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,0 +1,5 @@
+"""Checkers for the exercises of chapter 3, "The Jensen bias"."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

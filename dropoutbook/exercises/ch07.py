@@ -1,0 +1,5 @@
+"""Checkers for the exercises of chapter 7, "DropBlock"."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,0 +1,5 @@
+"""Checkers for the exercises of chapter 9, "Dropout in transformers"."""
+
+from __future__ import annotations
+
+__all__: list[str] = []
