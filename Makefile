@@ -25,8 +25,9 @@ html: $(STAMP)
 test-lib: $(STAMP)
 	$(PY) -m pytest -q -n 2 tests --doctest-modules dropoutbook
 
+# Two workers; --dist loadscope keeps every cell of a notebook in one worker, in order, in one kernel.
 test-notebooks: $(STAMP)
-	$(PY) -m pytest -q --nbval $(NOTEBOOKS) --nbval-sanitize-with nbval_sanitize.cfg
+	$(PY) -m pytest -q -n 2 --dist loadscope --nbval $(NOTEBOOKS) --nbval-sanitize-with nbval_sanitize.cfg
 
 test: test-lib test-notebooks html
 
