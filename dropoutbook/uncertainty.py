@@ -1,5 +1,415 @@
-"""Chapter 5, "Monte Carlo dropout"."""
+r"""Monte Carlo dropout: sampling at test time, batched predictions, and uncertainty scores (chapter 5).
+
+MC dropout keeps dropout *on* at test time and averages :math:`T` stochastic forward passes
+:cite:`gal2016dropout`. This module provides
+
+* :func:`mc_dropout`, a context manager under which every dropout module samples while every other
+  module (BatchNorm above all) stays in evaluation mode, with every mode restored on exit;
+* :func:`mc_predict`, which runs the :math:`T` passes as a few batched forwards over replicated
+  inputs and returns the predictive mean and variance (and, on request, the samples);
+* :func:`predictive_entropy`, :func:`expected_entropy` and :func:`mutual_information` (BALD)
+  computed from stacked class probabilities;
+* :func:`referral_curve`, the accuracy of the predictions that are kept when the most uncertain
+  ones are referred to a human.
+
+See chapter 5, "Monte Carlo dropout".
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import contextlib
+import importlib
+import numbers
+from collections.abc import Iterator
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from ._validation import check_float_tensor, check_generator
+from .masks import InvertedDropout
+
+__all__ = [
+    "dropout_modules", "mc_dropout", "MCPrediction", "mc_predict",
+    "predictive_entropy", "expected_entropy", "mutual_information", "referral_curve",
+]
+
+#: Module classes that :func:`mc_dropout` switches to sampling: every dropout class of
+#: ``torch.nn`` (``Dropout``, ``Dropout1d/2d/3d``, ``AlphaDropout``, ``FeatureAlphaDropout``, all
+#: subclasses of ``torch.nn.modules.dropout._DropoutNd``) and the library's
+#: :class:`~dropoutbook.InvertedDropout` and :class:`~dropoutbook.StandardDropout` (chapter 5).
+DROPOUT_MODULE_TYPES: tuple[type, ...] = (nn.modules.dropout._DropoutNd, InvertedDropout)
+
+# Dropout modules of later chapters, looked up when needed (their modules import after this one):
+# DropPath (chapter 8) and GaussianDropout (chapter 10) draw independent noise for every row. Not
+# included: DropBlock2d, whose schedule counts training passes (MC passes would advance it), and
+# StochasticDepth, whose default mode shares one draw across the batch (mc_predict's copies would
+# not be independent); pass them in ``dropout_types`` if that is what you want.
+_LIBRARY_DROPOUT = (("stochastic_depth", "DropPath"), ("variational", "GaussianDropout"))
+
+
+def _library_dropout_types() -> tuple[type, ...]:
+    found = []
+    for module, name in _LIBRARY_DROPOUT:
+        cls = getattr(importlib.import_module(f"{__package__}.{module}"), name, None)
+        if isinstance(cls, type) and issubclass(cls, nn.Module):
+            found.append(cls)
+    return tuple(found)
+
+
+def _check_model(model) -> nn.Module:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    return model
+
+
+def _check_types(dropout_types) -> tuple[type, ...]:
+    extra = () if dropout_types is None else tuple(dropout_types)
+    for t in extra:
+        if not (isinstance(t, type) and issubclass(t, nn.Module)):
+            raise TypeError(f"dropout_types must hold torch.nn.Module subclasses, got {t!r}")
+    return DROPOUT_MODULE_TYPES + _library_dropout_types() + extra
+
+
+def dropout_modules(model: nn.Module, *, dropout_types=None) -> list[nn.Module]:
+    """The dropout-like modules of ``model`` (itself included), in the order of ``model.modules()``.
+
+    A module counts when it is an instance of :data:`~dropoutbook.uncertainty.DROPOUT_MODULE_TYPES`
+    (``torch.nn``'s dropout classes, :class:`~dropoutbook.InvertedDropout`,
+    :class:`~dropoutbook.StandardDropout`), of the library's row-wise dropout modules of later
+    chapters (``DropPath``, ``GaussianDropout``), or of one of the extra ``dropout_types``.
+    ``DropBlock2d`` (its schedule counts training passes) and ``StochasticDepth`` (its default
+    mode draws once per batch, so replicated copies would share the draw) are not included by
+    default. See chapter 5, "Monte Carlo dropout".
+
+    Args:
+        model: a ``torch.nn.Module``.
+        dropout_types: optional extra module classes to treat as dropout (e.g. a DropBlock or
+            DropPath module), added to :data:`~dropoutbook.uncertainty.DROPOUT_MODULE_TYPES`.
+
+    Examples:
+        >>> model = nn.Sequential(nn.Linear(3, 3), nn.Dropout(0.2), nn.BatchNorm1d(3))
+        >>> dropout_modules(model)
+        [Dropout(p=0.2, inplace=False)]
+    """
+    types = _check_types(dropout_types)
+    return [m for m in _check_model(model).modules() if isinstance(m, types)]
+
+
+@contextlib.contextmanager
+def mc_dropout(model: nn.Module, *, dropout_types=None) -> Iterator[nn.Module]:
+    r"""Context manager for Monte Carlo dropout: dropout modules sample, everything else evaluates.
+
+    Inside the ``with`` block every dropout-like module of ``model`` (see :func:`dropout_modules`)
+    is in training mode, so that it draws a fresh mask on every forward pass, and every other
+    module is in evaluation mode: BatchNorm normalizes with its running statistics and does not
+    update them. Each forward pass then computes :math:`f_{\hat\omega_t}(x)`, the network with one
+    sampled mask :math:`\hat\omega_t`, as in :cite:`gal2016dropout`. On exit, also when an
+    exception is raised inside the block, every module's ``training`` flag is restored to what it
+    was on entry. The context changes no parameter and no buffer.
+
+    Calling ``model.train()`` instead would also put BatchNorm in training mode: it would normalize
+    each batch with the batch's own statistics and overwrite its running averages.
+
+    Args:
+        model: the network; it must contain at least one dropout-like module.
+        dropout_types: optional extra module classes to treat as dropout.
+
+    Yields:
+        ``model`` itself.
+
+    Raises:
+        TypeError: ``model`` is not a ``torch.nn.Module``.
+        ValueError: ``model`` has no dropout-like module (the passes would all be identical).
+
+    See chapter 5, "Monte Carlo dropout", section "The mechanism".
+
+    Examples:
+        >>> model = nn.Sequential(nn.Linear(2, 4), nn.BatchNorm1d(4), nn.Dropout(0.5)).eval()
+        >>> with mc_dropout(model):
+        ...     [m.training for m in model]
+        [False, False, True]
+        >>> [m.training for m in model]
+        [False, False, False]
+    """
+    found = dropout_modules(model, dropout_types=dropout_types)
+    if not found:
+        raise ValueError(
+            f"model has no dropout module (looked for instances of "
+            f"{', '.join(t.__name__ for t in _check_types(dropout_types))}); MC dropout needs at least "
+            "one, otherwise every pass gives the same output. Pass dropout_types=(...) for custom modules"
+        )
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        for m, _ in modes:
+            m.training = False
+        for m in found:
+            m.training = True
+        yield model
+    finally:
+        for m, mode in modes:
+            m.training = mode
+
+
+class MCPrediction(NamedTuple):
+    """Result of :func:`mc_predict` (chapter 5, "Monte Carlo dropout").
+
+    Attributes:
+        mean: predictive mean over the T passes, shape of one model output.
+        variance: unbiased sample variance over the T passes (divisor T - 1), same shape.
+        samples: the T outputs stacked along a new first dimension, or ``None`` unless requested.
+    """
+
+    mean: torch.Tensor
+    variance: torch.Tensor
+    samples: torch.Tensor | None
+
+
+def _check_count(value, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _seed_from(generator: torch.Generator) -> int:
+    return int(torch.randint(0, 2**62, (1,), generator=generator).item())
+
+
+def mc_predict(model: nn.Module, x: torch.Tensor, T: int, *, chunk_size: int | None = None,
+               generator: torch.Generator | None = None, return_samples: bool = False,
+               dropout_types=None) -> MCPrediction:
+    r"""Monte Carlo dropout prediction: mean and variance of ``T`` stochastic forward passes.
+
+    .. math::
+        \hat\mu(x) = \frac1T \sum_{t=1}^T f_{\hat\omega_t}(x), \qquad
+        \hat\sigma^2(x) = \frac{1}{T-1} \sum_{t=1}^T \bigl(f_{\hat\omega_t}(x) - \hat\mu(x)\bigr)^2,
+
+    with an independent mask :math:`\hat\omega_t` per pass :cite:`gal2016dropout`. The variance
+    uses the divisor :math:`T - 1`, so that it is unbiased for the variance of one pass (the plug-in
+    divisor :math:`T` underestimates it by the factor :math:`(T-1)/T`).
+
+    The passes run under :func:`mc_dropout` (BatchNorm in evaluation mode, modes restored on exit)
+    and without autograd. Instead of a Python loop of ``T`` forwards, the batch of ``B`` inputs is
+    replicated ``T`` times and sent through the model in forwards of ``chunk_size`` copies
+    (``chunk_size · B`` rows). Element-wise and channel-wise dropout draw an independent mask for
+    every row, so the copies get independent masks and the result has the distribution of the plain
+    loop. This needs a model that treats the rows of a batch independently in evaluation mode (true
+    of MLPs, CNNs, transformers without cross-sample operations).
+
+    Determinism: ``torch.nn`` dropout modules draw from torch's global generator. When
+    ``generator`` is given, the passes run inside ``torch.random.fork_rng`` with the global
+    generator seeded from ``generator``; the same generator state then gives the same result, and
+    the caller's global RNG state is left untouched. Library modules constructed with their own
+    ``generator`` keep using it. With ``generator=None`` the global generator is used (and advanced).
+
+    Args:
+        model: a network with at least one dropout-like module (see :func:`dropout_modules`).
+        x: floating-point batch of inputs, first dimension the batch (``B >= 1``); not modified.
+        T: number of stochastic passes, an int >= 2.
+        chunk_size: passes per batched forward, an int >= 1 (default: all ``T`` at once). Memory
+            grows with ``chunk_size · B``; ``chunk_size=1`` is the plain loop.
+        generator: optional ``torch.Generator`` that makes the passes reproducible.
+        return_samples: also return the ``T`` outputs.
+        dropout_types: optional extra module classes to treat as dropout.
+
+    Shape:
+        x: :math:`(B, *)`. mean, variance: the shape of ``model(x)``, :math:`(B, *)`.
+        samples: :math:`(T, B, *)`. Dtype and device are those of the model's output.
+
+    See chapter 5, "Monte Carlo dropout".
+
+    Examples:
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> model = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 2))
+        >>> g = torch.Generator().manual_seed(1)
+        >>> pred = mc_predict(model, torch.randn(5, 3), T=50, generator=g)
+        >>> pred.mean.shape, pred.variance.shape, pred.samples is None
+        (torch.Size([5, 2]), torch.Size([5, 2]), True)
+    """
+    _check_model(model)
+    check_float_tensor(x)
+    if x.dim() < 1 or x.shape[0] == 0:
+        raise ValueError(f"x must have a non-empty first (batch) dimension, got shape {tuple(x.shape)}")
+    T = _check_count(T, "T", 2)
+    chunk = T if chunk_size is None else min(_check_count(chunk_size, "chunk_size", 1), T)
+    check_generator(generator)
+    if not isinstance(return_samples, bool):
+        raise TypeError(f"return_samples must be a bool, got {type(return_samples).__name__}")
+    batch = x.shape[0]
+
+    def run() -> torch.Tensor:
+        outputs = []
+        with mc_dropout(model, dropout_types=dropout_types), torch.no_grad():
+            for start in range(0, T, chunk):
+                n = min(chunk, T - start)
+                rows = x.unsqueeze(0).expand(n, *x.shape).reshape(n * batch, *x.shape[1:])
+                out = model(rows)
+                if not isinstance(out, torch.Tensor) or out.dim() < 1 or out.shape[0] != n * batch:
+                    got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                    raise ValueError(
+                        f"the model must return one tensor with a row per input row; for {n * batch} rows "
+                        f"it returned {got}"
+                    )
+                outputs.append(out.reshape(n, batch, *out.shape[1:]))
+        return torch.cat(outputs) if len(outputs) > 1 else outputs[0]
+
+    if generator is None:
+        samples = run()
+    else:
+        devices = [x.device.index or 0] if x.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            seed = _seed_from(generator)
+            torch.manual_seed(seed)
+            samples = run()
+    mean = samples.mean(dim=0)
+    var = samples.var(dim=0, correction=1)
+    return MCPrediction(mean, var, samples if return_samples else None)
+
+
+def _check_probs(probs, name: str = "probs") -> torch.Tensor:
+    check_float_tensor(probs, name)
+    if probs.dim() < 2:
+        raise ValueError(
+            f"{name} must have shape (T, ..., C): T samples first, C classes last; got shape {tuple(probs.shape)}"
+        )
+    if probs.shape[0] == 0 or probs.shape[-1] == 0:
+        raise ValueError(f"{name} must hold at least one sample and one class, got shape {tuple(probs.shape)}")
+    if torch.isnan(probs).any():
+        raise ValueError(f"{name} contains NaN")
+    if (probs < 0).any() or (probs > 1).any():
+        raise ValueError(f"{name} must be probabilities in [0, 1]; got values from "
+                         f"{probs.min().item():.4g} to {probs.max().item():.4g}")
+    tol = {torch.float64: 1e-8, torch.float32: 1e-4}.get(probs.dtype, 1e-2)
+    sums = probs.sum(dim=-1)
+    if ((sums - 1).abs() > tol).any():
+        worst = sums.flatten()[(sums - 1).abs().flatten().argmax()].item()
+        raise ValueError(f"{name} must sum to 1 over the last (class) dimension; one row sums to {worst:.6g}. "
+                         "Pass probabilities (softmax of the logits), not logits")
+    return probs
+
+
+def _entropy(p: torch.Tensor) -> torch.Tensor:
+    return -torch.special.xlogy(p, p).sum(dim=-1)
+
+
+def predictive_entropy(probs: torch.Tensor) -> torch.Tensor:
+    r"""Entropy of the MC-averaged prediction, :math:`\mathbb H\bigl[\bar p\bigr] = -\sum_c \bar p_c \log \bar p_c`.
+
+    Here :math:`\bar p_c = \frac1T \sum_t p_{tc}` is the mean of the ``T`` stacked class
+    probabilities. It is the *total* uncertainty of the MC-dropout prediction, in nats; it is large
+    both when the passes agree on a flat distribution (noise in the data) and when they disagree
+    (uncertainty about the model). Terms with :math:`\bar p_c = 0` contribute 0 (``xlogy``), so
+    probabilities 0 and 1 are safe. See chapter 5, "Monte Carlo dropout";
+    :cite:`gal2017deep`.
+
+    Args:
+        probs: class probabilities of shape :math:`(T, *, C)`, samples first and classes last,
+            each row summing to 1; not modified.
+
+    Returns:
+        Tensor of shape :math:`(*)`.
+
+    Examples:
+        >>> predictive_entropy(torch.tensor([[[1.0, 0.0]], [[0.0, 1.0]]]))
+        tensor([0.6931])
+    """
+    return _entropy(_check_probs(probs).mean(dim=0))
+
+
+def expected_entropy(probs: torch.Tensor) -> torch.Tensor:
+    r"""Mean entropy of the individual passes, :math:`\frac1T \sum_t \mathbb H[p_t]` (aleatoric part).
+
+    The average over the ``T`` masks of each pass's own entropy, in nats. It is small when every
+    pass is confident, even if the passes are confident about different classes. See chapter 5,
+    "Monte Carlo dropout"; :cite:`houlsby2011bayesian`.
+
+    Args:
+        probs: class probabilities of shape :math:`(T, *, C)`; not modified.
+
+    Returns:
+        Tensor of shape :math:`(*)`.
+
+    Examples:
+        >>> expected_entropy(torch.tensor([[[1.0, 0.0]], [[0.0, 1.0]]]))
+        tensor([0.])
+    """
+    return _entropy(_check_probs(probs)).mean(dim=0)
+
+
+def mutual_information(probs: torch.Tensor) -> torch.Tensor:
+    r"""BALD score: mutual information between the prediction and the mask, in nats.
+
+    .. math::
+        I = \mathbb H\bigl[\bar p\bigr] - \frac1T \sum_t \mathbb H[p_t]
+          = \frac1T \sum_t \sum_c p_{tc} \log \frac{p_{tc}}{\bar p_c},
+
+    the difference between :func:`predictive_entropy` and :func:`expected_entropy`. It is large
+    only when the passes *disagree*: the model-uncertainty part of the total uncertainty, used by
+    Bayesian active learning by disagreement (BALD) :cite:`houlsby2011bayesian,gal2017deep`. It is
+    computed in the second form, an average of Kullback-Leibler divergences, which avoids
+    subtracting two nearly equal entropies; it is 0 when all passes agree and is :math:`\ge 0` up
+    to rounding (nothing is clamped). Terms with :math:`p_{tc} = 0` contribute 0. See chapter 5,
+    "Monte Carlo dropout".
+
+    Args:
+        probs: class probabilities of shape :math:`(T, *, C)`; not modified.
+
+    Returns:
+        Tensor of shape :math:`(*)`.
+
+    Examples:
+        >>> mutual_information(torch.tensor([[[1.0, 0.0]], [[0.0, 1.0]]]))
+        tensor([0.6931])
+    """
+    probs = _check_probs(probs)
+    mean = probs.mean(dim=0, keepdim=True)
+    return (torch.special.xlogy(probs, probs) - torch.special.xlogy(probs, mean)).sum(dim=-1).mean(dim=0)
+
+
+def referral_curve(correct: torch.Tensor, uncertainty: torch.Tensor, fractions) -> torch.Tensor:
+    r"""Accuracy of the retained predictions when the most uncertain fraction is referred to a human.
+
+    For each referred fraction :math:`r`, the :math:`\lfloor r N \rceil` predictions with the largest
+    ``uncertainty`` are set aside and the accuracy of the other :math:`N - \lfloor r N \rceil` is
+    returned. A useful uncertainty gives a curve that rises with :math:`r`; a random ordering gives
+    a flat curve at the overall accuracy. Ties are broken by the order of the inputs (stable sort).
+    See chapter 5, "Monte Carlo dropout", section "Experiment".
+
+    Args:
+        correct: bool (or 0/1) tensor of shape :math:`(N,)`, whether each prediction is right.
+        uncertainty: floating tensor of shape :math:`(N,)`; larger means less certain (use
+            ``-confidence`` for a confidence score).
+        fractions: referred fractions in :math:`[0, 1)`, a sequence or 1-D tensor.
+
+    Returns:
+        float64 tensor of accuracies, one per fraction.
+
+    Examples:
+        >>> correct = torch.tensor([True, True, False, True])
+        >>> uncertainty = torch.tensor([0.1, 0.2, 0.9, 0.3])
+        >>> referral_curve(correct, uncertainty, [0.0, 0.25])
+        tensor([0.7500, 1.0000], dtype=torch.float64)
+    """
+    if not isinstance(correct, torch.Tensor) or correct.dim() != 1 or correct.numel() == 0:
+        raise ValueError("correct must be a non-empty 1-D tensor of bools or 0/1 values")
+    if correct.dtype != torch.bool:
+        if not ((correct == 0) | (correct == 1)).all():
+            raise ValueError("correct must hold only bools or 0/1 values")
+        correct = correct.bool()
+    check_float_tensor(uncertainty, "uncertainty")
+    if uncertainty.shape != correct.shape:
+        raise ValueError(f"uncertainty must have the shape of correct {tuple(correct.shape)}, got {tuple(uncertainty.shape)}")
+    if torch.isnan(uncertainty).any():
+        raise ValueError("uncertainty contains NaN")
+    fr = torch.as_tensor(fractions, dtype=torch.float64).flatten()
+    if fr.numel() == 0 or torch.isnan(fr).any() or (fr < 0).any() or (fr >= 1).any():
+        raise ValueError(f"fractions must be a non-empty sequence of numbers in [0, 1), got {fractions!r}")
+    n = correct.numel()
+    order = torch.sort(uncertainty.detach().cpu(), stable=True).indices  # most certain first
+    ranked = correct.detach().cpu()[order].double()
+    cumulative = torch.cumsum(ranked, 0)
+    kept = torch.round(n * (1 - fr)).long()
+    if (kept < 1).any():
+        raise ValueError(f"fractions must leave at least one of the {n} predictions; the largest is {fr.max().item():.4g}")
+    return cumulative[kept - 1] / kept.double()

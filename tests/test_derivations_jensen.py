@@ -1,0 +1,109 @@
+"""Symbolic layer of chapter 3, "The Jensen bias": the derived objects equal the formulas the chapter
+states (typed in here only), and plausible wrong formulas are told apart."""
+
+from __future__ import annotations
+
+import sympy as sp
+import pytest
+
+from dropoutbook import derivations
+from dropoutbook.derivations import (
+    delta_method_gap,
+    drop_rate,
+    p_keep,
+    quadratic_jensen_gap,
+    relu_single_unit_gap,
+)
+from helpers import same
+
+p, k = drop_rate, p_keep
+x = sp.Symbol("x", real=True)
+
+
+@pytest.mark.parametrize("scaling, convention, stated, wrong", [
+    ("standard", "drop", x**2 * p * (1 - p), x**2 * p / (1 - p)),
+    ("inverted", "drop", x**2 * p / (1 - p), x**2 * (1 - p) / p),  # the seed's formula read with p = drop
+    ("standard", "keep", x**2 * k * (1 - k), x**2 * (1 - k) / k),
+    ("inverted", "keep", x**2 * (1 - k) / k, x**2 * k / (1 - k)),
+])
+def test_quadratic_gap_matches_the_stated_formula(scaling, convention, stated, wrong):
+    derived = quadratic_jensen_gap(scaling, convention)
+    assert same(derived.gap, stated)
+    assert not same(derived.gap, wrong)
+    assert same(derived.gap, derived.mean_of_square - derived.square_of_mean)
+
+
+def test_conventions_map_by_keep_equals_one_minus_drop():
+    for scaling in ("standard", "inverted"):
+        keep_form = quadratic_jensen_gap(scaling, "keep").gap
+        drop_form = quadratic_jensen_gap(scaling, "drop").gap
+        assert same(keep_form.subs(k, 1 - p), drop_form)
+    # the unscaled gap is symmetric in p <-> 1 - p, so it reads the same in both conventions;
+    # the inverted one is not, which is where mixing conventions goes wrong
+    standard = quadratic_jensen_gap("standard").gap
+    inverted = quadratic_jensen_gap("inverted").gap
+    assert same(standard.subs(p, 1 - p), standard)
+    assert not same(inverted.subs(p, 1 - p), inverted)
+
+
+def test_quadratic_gap_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="scaling"):
+        quadratic_jensen_gap("both")
+    with pytest.raises(ValueError, match="convention"):
+        quadratic_jensen_gap("inverted", "survive")
+
+
+@pytest.mark.parametrize("scaling", ["inverted", "standard"])
+def test_delta_method_variance_and_taylor_term(scaling):
+    dec = delta_method_gap(3, scaling)
+    w, xs = dec.w, dec.x
+    s2 = sum((wi * xi) ** 2 for wi, xi in zip(w, xs))
+    stated_var = p / (1 - p) * s2 if scaling == "inverted" else p * (1 - p) * s2
+    stated_mean = sum(wi * xi for wi, xi in zip(w, xs)) * (1 if scaling == "inverted" else 1 - p)
+    assert same(dec.variance, stated_var)
+    assert not same(dec.variance, p * (1 - p) * s2 if scaling == "inverted" else p / (1 - p) * s2)
+    assert not same(dec.variance, stated_var.subs(s2, sum(wi * xi for wi, xi in zip(w, xs)) ** 2))
+    assert same(dec.mean, stated_mean)
+    f2 = sp.Derivative(dec.function(dec.mu), (dec.mu, 2))
+    assert same(dec.taylor, f2 * dec.var / 2)
+    assert not same(dec.taylor, f2 * dec.var)
+    # for f(z) = z^2 the second-order term is the exact gap (enumeration over all masks)
+    assert same(dec.quadratic_exact_gap, dec.variance)
+    assert same(dec.approximation(lambda u: u**2).subs(dec.var, dec.variance), dec.quadratic_exact_gap)
+
+
+def test_delta_method_for_tanh_sigmoid_relu():
+    dec = delta_method_gap(1)
+    mu, v = dec.mu, dec.var
+    assert same(dec.approximation(sp.tanh), -sp.tanh(mu) * (1 - sp.tanh(mu) ** 2) * v)
+    sig = 1 / (1 + sp.exp(-mu))
+    assert same(dec.approximation(lambda u: 1 / (1 + sp.exp(-u))), sig * (1 - sig) * (1 - 2 * sig) * v / 2)
+    relu = dec.approximation(lambda u: sp.Max(0, u))
+    assert relu.has(sp.DiracDelta) and relu.subs(mu, 1) == 0 and relu.subs(mu, -1) == 0
+
+
+def test_delta_method_rejects_bad_arguments():
+    for d in (0, 7, 2.0, True):
+        with pytest.raises(ValueError, match="d must be"):
+            delta_method_gap(d)
+    with pytest.raises(ValueError, match="scaling"):
+        delta_method_gap(2, "keep")
+
+
+def test_relu_single_unit_has_no_gap_and_no_curvature():
+    relu = relu_single_unit_gap()
+    assert relu.positive_input == 0 and relu.negative_input == 0
+    z = sp.Symbol("z", real=True)
+    assert relu.second_derivative == sp.DiracDelta(z)
+
+
+def test_identities_render():
+    for obj in (quadratic_jensen_gap(), delta_method_gap(2)):
+        for identity in obj.identities():
+            assert identity._repr_latex_().startswith("$")
+    assert "p" in repr(quadratic_jensen_gap().identities()[-1])
+
+
+def test_names_are_exported():
+    for name in ("quadratic_jensen_gap", "delta_method_gap", "relu_single_unit_gap", "p_keep"):
+        assert name in derivations.__all__
