@@ -209,19 +209,24 @@ def small_net(activation=nn.Tanh, dropout=nn.Dropout, p=0.5, depth=3, width=3) -
     return nn.Sequential(*layers).double()
 
 
-def test_layerwise_exact_agrees_with_mc():
-    net = small_net()
+@pytest.mark.parametrize("dropout", [nn.Dropout, db.StandardDropout])
+def test_layerwise_exact_agrees_with_mc(dropout):
+    net = small_net(dropout=dropout)
     x = torch.tensor([[0.5, -1.0], [1.5, 0.3]], dtype=torch.float64)
     exact = layerwise_jensen_gap(net, x, method="exact")
     mc = layerwise_jensen_gap(net, x, method="mc", n_samples=20_000, generator=gen(4))
     assert exact.n_dropped == 9 and exact.n == 2**9 and exact.names == mc.names
     gaps = torch.cat([g.flatten() for g in exact.gaps()])
-    assert gaps.abs().max() > 0.01  # there is a gap to find
+    assert gaps.abs().max() > 0.003  # there is a gap to find (1e-15 where there is none)
     for e, m, s in zip(exact.ensemble, mc.ensemble, mc.stderr):
         nonzero = s > 0
         z = ((m - e)[nonzero] / s[nonzero]).abs()
         assert z.max() < 5, z
         assert torch.allclose(m[~nonzero], e[~nonzero])  # stages before the first dropout are deterministic
+    # power: the Monte-Carlo estimate tells the ensemble average from the weight-scaled network
+    detectable = [((m - d)[s > 0] / s[s > 0]).abs().max() for m, d, s in zip(mc.ensemble, mc.weight_scaled, mc.stderr)
+                  if (s > 0).any()]
+    assert max(detectable) > 5
 
 
 @pytest.mark.parametrize("dropout", [nn.Dropout, db.InvertedDropout, db.StandardDropout])
@@ -272,3 +277,15 @@ def test_layerwise_rejects_bad_input():
         layerwise_jensen_gap(small_net(), torch.zeros(1, 2, dtype=torch.int64))
     with pytest.raises(ValueError, match=r"\[0, 1\)"):
         layerwise_jensen_gap(small_net(p=1.0), x)
+
+
+@pytest.mark.parametrize("name, sympy_f", [
+    ("tanh", sp.tanh), ("sigmoid", lambda u: 1 / (1 + sp.exp(-u))), ("square", lambda u: u**2),
+])
+def test_library_delta_method_is_the_derived_approximation(name, sympy_f):
+    dec = derivations.delta_method_gap(1)
+    lib = jensen_gap(name, W, X, 0.3, method="delta", bias=0.2)
+    derived = dec.approximation(sympy_f).subs({dec.mu: lib.mean.item(), dec.var: lib.variance.item()})
+    assert lib.gap.item() == pytest.approx(float(derived), rel=1e-9)
+    s2 = float(((W * X) ** 2).sum())
+    assert lib.variance.item() == pytest.approx(0.3 / 0.7 * s2, rel=1e-12)  # derived: p/(1-p) sum (w x)^2
