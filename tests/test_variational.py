@@ -138,11 +138,10 @@ def test_gaussian_and_bernoulli_dropout_have_the_same_moments_but_not_the_same_l
                          (estimate_variance(gauss), estimate_variance(bern))]:
         diff = g_est.value - b_est.value
         assert abs(diff) <= Z * math.hypot(g_est.stderr, b_est.stderr)
-    # the laws differ: Bernoulli dropout has an atom at 0, Gaussian dropout is negative 12% of the time
+    # the laws differ: Bernoulli dropout has an atom at 0, Gaussian dropout is negative 6% of the time
     assert (bern == 0).double().mean().item() == pytest.approx(p, abs=0.005)
     negative = estimate_mean(gauss < 0)
-    truth = 0.5 * math.erfc(1 / math.sqrt(2 * p / (1 - p)) / math.sqrt(2) * math.sqrt(2))  # P(N(1, a) < 0)
-    truth = 0.5 * math.erfc(1 / math.sqrt(2 * p / (1 - p)))
+    truth = 0.5 * math.erfc(1 / math.sqrt(2 * p / (1 - p)))  # P(N(1, a) < 0) = Phi(-1/sqrt(a))
     check_agrees_and_rejects(negative, truth, {"no negative values": 0.0})
 
 
@@ -266,6 +265,22 @@ def test_local_reparameterization_gradient_is_finite_for_a_zero_input_row():
     assert torch.equal(out[0], torch.zeros(2, dtype=torch.float64))
     out.sum().backward()
     assert torch.isfinite(theta.grad).all() and torch.isfinite(log_var.grad).all()
+
+
+@given(batch=st.integers(1, 4), n_in=st.integers(1, 4), n_out=st.integers(1, 4), seed=st.integers(0, 1000),
+       dtype=st.sampled_from([torch.float32, torch.float64]))
+def test_local_reparameterization_shapes_dtype_and_zero_variance(batch, n_in, n_out, seed, dtype):
+    g = gen(seed)
+    x = torch.randn(batch, n_in, generator=g).to(dtype)
+    w = torch.randn(n_out, n_in, generator=g).to(dtype)
+    b = torch.randn(n_out, generator=g).to(dtype)
+    inputs = [t.clone() for t in (x, w, b)]
+    out = db.local_reparameterization(x, w, torch.rand(n_out, n_in, generator=g).to(dtype), b, generator=gen(seed))
+    assert out.shape == (batch, n_out) and out.dtype == dtype
+    assert all(torch.equal(a, c) for a, c in zip((x, w, b), inputs))
+    # zero variance: exactly the deterministic linear layer
+    exact = db.local_reparameterization(x, w, torch.zeros_like(w), b, generator=gen(seed))
+    assert torch.equal(exact, nn.functional.linear(x, w, b))
 
 
 def test_local_reparameterization_rejects_bad_input_and_keeps_its_inputs():
