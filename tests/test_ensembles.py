@@ -160,7 +160,8 @@ def test_subnetwork_average_properties(n, p, seed):
     combined = subnetwork_average(lambda m: 2 * f(m) - 3 * g(m), n, p)
     separate = 2 * subnetwork_average(f, n, p) - 3 * subnetwork_average(g, n, p)
     assert combined.item() == pytest.approx(separate.item(), rel=1e-9, abs=1e-12)
-    assert subnetwork_average(lambda m: torch.ones(len(m)), n, p).item() == pytest.approx(1.0, rel=1e-12)
+    ones = lambda m: torch.ones(len(m), dtype=torch.float64)  # noqa: E731
+    assert subnetwork_average(ones, n, p).item() == pytest.approx(1.0, rel=1e-12)
 
 
 def test_subnetwork_average_endpoints_and_constants():

@@ -111,7 +111,7 @@ def _linear_subnetwork_average(n: int) -> LinearSubnetworkAverage:
 # ---------------------------------------------------------------------------------------------
 # the ambiguity decomposition
 
-#: The definitions of the diversity :math:`D` that :func:`ambiguity_terms` compares.
+#: The definitions of the diversity :math:`D` that :func:`~dropoutbook.derivations.ambiguity_terms` compares.
 DIVERSITY_DEFINITIONS = {
     "mean over pairs i != j": "mean of (f_i - f_j)^2 over the T(T-1) pairs i != j",
     "mean over pairs i < j": "mean of (f_i - f_j)^2 over the T(T-1)/2 pairs i < j",
@@ -146,7 +146,8 @@ def ambiguity_terms(T: int) -> AmbiguityTerms:
     one per coordinate), :math:`\bar f = \frac1T\sum_i f_i` and target :math:`y`, it builds
     :math:`E_{\mathrm{ind}} = \frac1T\sum_i (f_i-y)^2`, :math:`E_{\mathrm{ens}} = (\bar f - y)^2`,
     the ambiguity :math:`\frac1T\sum_i (f_i-\bar f)^2` :cite:`krogh1995neural` and the diversity
-    :math:`D` under each definition of :data:`DIVERSITY_DEFINITIONS`, and lets sympy simplify
+    :math:`D` under each definition of
+    :data:`~dropoutbook.derivations.ensembles.DIVERSITY_DEFINITIONS`, and lets sympy simplify
     :math:`(E_{\mathrm{ind}} - E_{\mathrm{ens}})/D`. Only for :math:`D` = the mean over pairs
     :math:`i \ne j` (ordered or not) is the ratio :math:`\frac{T-1}{2T}`. Chapter 4, "Dropout as
     an ensemble of subnetworks".
