@@ -1,6 +1,7 @@
 """Symbolic layer of chapter 2: what dropoutbook.derivations derives equals what the chapter states.
 
-The stated formulas are typed in HERE only (never in the library). Each comparison is shown to be
+The stated formulas are typed in HERE only (never in the library). Comparisons use exact
+cancellation of rational functions (``equal``) rather than ``helpers.same`` to keep the CPU cost low. Each comparison is shown to be
 able to fail: plausible wrong closed forms (1/n instead of 1/(2n), drop and keep swapped, a missing
 1/(1-p), a square of a sum instead of a sum of squares, plain ridge) are rejected.
 """
@@ -21,14 +22,15 @@ from dropoutbook.derivations import (
     linear_dropout_regression,
     logistic_dropout_penalty_derivation,
 )
-from helpers import same
+
 
 p = drop_rate
 
 
 def equal(a, b) -> bool:
     """Equality of rational functions: the difference cancels to 0 (exact, and much faster than
-    simplify on the large expressions of the minimiser). Expressions with exp/log use ``same``."""
+    helpers.same, i.e. simplify, on the large expressions of the minimiser). Expressions in e^z
+    are compared as rational functions of u = e^z (equal_in_exp)."""
     return sp.cancel(sp.together(sp.sympify(a) - sp.sympify(b))) == 0
 
 # (n, d, normalisation, the constant c_n in front of sum_i (y_i - w'x_i)^2)
