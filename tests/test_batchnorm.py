@@ -17,6 +17,15 @@ from dropoutbook import derivations as d
 from helpers import Z, check_agrees_and_rejects
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small tensors: one intra-op thread is faster and spends no CPU spinning; restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def wrong_train_variances(mu, s2, q):
     """Plausible wrong closed forms of the training-time variance (see test_derivations_batchnorm)."""
     return {
@@ -353,3 +362,28 @@ def test_recalibration_works_for_convolutions():
     shift = db.measure_variance_shift(net, batches)["2"]
     assert shift.n == 10 * 64 * 36
     assert torch.allclose(shift.ratio, torch.ones(4, dtype=torch.float64), atol=0.02)
+
+
+def test_test_time_output_variance_is_one_over_k_squared():
+    """BatchNorm's normalized test-time output behind dropout has variance 1/k^2 = Var_test/Var_train
+    (derived); k itself, 1/k, and the mean-free q are rejected."""
+    torch.manual_seed(12)
+    mu, s2, p = 1.0, 1.0, 0.4
+    q = 1 - p
+    bn = nn.BatchNorm1d(1, momentum=None, affine=False, eps=1e-12)
+    net = nn.Sequential(nn.Dropout(p), bn).train()
+    per_batch = []
+    bn.register_forward_pre_hook(lambda mod, args: per_batch.append(args[0].var()) if mod.training else None)
+    with torch.no_grad():
+        for _ in range(50):
+            net(mu + torch.randn(2000, 1, dtype=torch.float32))
+        out = net.eval()(mu + torch.randn(200_000, 1)).double()
+    v = torch.stack(per_batch).double()
+    rel_se_running = (v.std() / v.mean()).item() / math.sqrt(len(v))
+    est = db.estimate_variance(out)
+    combined = db.Estimate(est.value, math.hypot(est.stderr, rel_se_running * est.value), est.n)
+    k = float(DERIVED.scale_error.subs({DERIVED.mean: mu, DERIVED.sigma2: s2, d.keep_rate: q}))
+    truth = float(DERIVED.test_output_variance.subs({DERIVED.mean: mu, DERIVED.sigma2: s2, d.keep_rate: q}))
+    assert math.isclose(truth, 1 / k**2)
+    check_agrees_and_rejects(combined, truth, {"k^2 (the ratio)": k**2, "1/k": 1 / k, "q (mean ignored)": q,
+                                               "1 (no shift)": 1.0})
