@@ -8,7 +8,13 @@ import sympy as sp
 import torch
 
 import dropoutbook as db
-from dropoutbook.exercises import check_coverage_counts, check_padded_seed_rate, check_seed_rate
+from dropoutbook.exercises import (
+    POSITION_RATES_EXERCISE,
+    check_coverage_counts,
+    check_padded_seed_rate,
+    check_position_rates,
+    check_seed_rate,
+)
 from helpers import assert_fails, assert_passes, starter
 
 p, b = sp.Symbol("p", positive=True), sp.Symbol("b", positive=True, integer=True)
@@ -115,3 +121,28 @@ def test_padded_seed_rate_wrong_answers():
     assert_fails(check_padded_seed_rate, lambda: p * sp.Symbol("H"), "in terms of p and b")
     assert_fails(check_padded_seed_rate, lambda: sp.Eq(p, b), "sympy expression")
     assert_fails(check_padded_seed_rate, lambda: p**2, "the right one is")
+
+
+# --------------------------------------------------------------------------------------------
+# position rates (predict)
+
+
+def test_position_rates_reference_passes(capsys):
+    gamma = POSITION_RATES_EXERCISE["gamma"]
+    assert_passes(capsys, check_position_rates, lambda: {"corner": gamma, "centre": 1 - (1 - gamma) ** 49})
+
+
+def test_position_rates_starter_fails():
+    assert_fails(check_position_rates, starter, "not written yet")
+
+
+def test_position_rates_wrong_answers():
+    gamma = POSITION_RATES_EXERCISE["gamma"]
+    right_centre = 1 - (1 - gamma) ** 49
+    assert_fails(check_position_rates, lambda: {"corner": gamma, "centre": 49 * gamma}, "counts overlapping")
+    assert_fails(check_position_rates, lambda: {"corner": 1 - gamma, "centre": right_centre}, "kept")
+    assert_fails(check_position_rates, lambda: {"corner": right_centre, "centre": right_centre},
+                 "only 1 block position")
+    assert_fails(check_position_rates, lambda: {"corner": 0.5, "centre": right_centre}, "count the blocks")
+    assert_fails(check_position_rates, lambda: {"corner": gamma}, "exactly the keys")
+    assert_fails(check_position_rates, lambda: {"corner": "0.01", "centre": 0.1}, "should be a number")

@@ -26,7 +26,7 @@ __all__ = [
 
 #: The seed rate :math:`\gamma` (chapter 7).
 seed_rate_symbol = sp.Symbol("gamma", positive=True)
-#: The coverage count :math:`c` of a position: how many seeds' blocks cover it (chapter 7).
+#: The coverage count :math:`c` of a position, the number of seeds whose blocks cover it (chapter 7).
 coverage_symbol = sp.Symbol("c", positive=True, integer=True)
 
 

@@ -17,7 +17,8 @@ from .. import derivations
 from ..dropblock import block_drop_fraction, coverage_counts, paper_seed_rate, seed_rate
 from ._core import CheckFailed, call_student, passed
 
-__all__ = ["check_coverage_counts", "check_seed_rate", "check_padded_seed_rate"]
+__all__ = ["check_coverage_counts", "check_seed_rate", "check_padded_seed_rate", "check_position_rates",
+           "POSITION_RATES_EXERCISE"]
 
 _COUNT_CASES = [(14, 14, 7), (5, 9, 3), (6, 6, 5), (7, 7, 7), (9, 4, 3)]
 _RATE_CASES = [(0.1, 14, 14, 7), (0.1, 28, 28, 7), (0.3, 8, 8, 3), (0.05, 10, 17, 5), (0.1, 7, 7, 7)]
@@ -74,7 +75,7 @@ def check_coverage_counts(fn) -> None:
         i, j = map(int, np.argwhere(arr != truth)[0])
         raise CheckFailed(f"{where} position ({i}, {j}) is covered by {int(truth[i, j])} blocks, "
                           f"yours says {arr[i, j]:g}")
-    passed(f"coverage counts right on {len(_COUNT_CASES)} maps, e.g. 14 x 14, b = 7: corner 1, centre 49")
+    passed(f"coverage counts right on {len(_COUNT_CASES)} maps (14 x 14, b = 7: corner 1, centre 49)")
 
 
 def check_seed_rate(fn) -> None:
@@ -157,3 +158,49 @@ def check_padded_seed_rate(fn) -> None:
             raise CheckFailed(message)
     raise CheckFailed(f"at p = 0.1, b = 3 your γ is {value(expr, points[0]):.6g}; the right one is "
                       f"{value(truth, points[0]):.6g}")
+
+
+#: Map size, block size and seed rate of the "predict" exercise of chapter 7.
+POSITION_RATES_EXERCISE = {"height": 14, "width": 14, "block_size": 7, "gamma": 0.01}
+
+
+def check_position_rates(fn) -> None:
+    r"""Check ``fn()``, the predicted drop probabilities of the corner ``(0, 0)`` and the centre ``(7, 7)``
+    for the numbers in :data:`~dropoutbook.exercises.ch07.POSITION_RATES_EXERCISE` (chapter 7 exercises).
+
+    ``fn()`` returns a dict with the keys ``"corner"`` and ``"centre"``; each must equal
+    :math:`1 - (1 - \gamma)^{c}` with the position's coverage count within :math:`10^{-6}`.
+    Recognized mistakes: :math:`\gamma c` (overlaps ignored), :math:`(1-\gamma)^c` (the keep
+    probability), and :math:`b^2` seeds at the corner.
+    """
+    what = "your prediction"
+    answer = call_student(fn, what=what)
+    keys = ("corner", "centre")
+    if not isinstance(answer, dict) or set(answer) != set(keys):
+        raise CheckFailed(f"{what} should be a dict with exactly the keys {list(keys)}")
+    ex = POSITION_RATES_EXERCISE
+    counts = coverage_counts(ex["height"], ex["width"], ex["block_size"])
+    gamma, b = ex["gamma"], ex["block_size"]
+    truth = {"corner": 1 - (1 - gamma) ** counts[0, 0].item(), "centre": 1 - (1 - gamma) ** counts[7, 7].item()}
+    for key in keys:
+        value = answer[key]
+        if isinstance(value, (bool, str, bytes)) or not isinstance(value, (int, float, np.floating)):
+            raise CheckFailed(f"{key} should be a number, got {type(value).__name__}")
+        value = float(value)
+        if math.isclose(value, truth[key], rel_tol=1e-6, abs_tol=1e-9):
+            continue
+        c = counts[0, 0].item() if key == "corner" else counts[7, 7].item()
+        known = [
+            (gamma * c, f"{value:.4g} = γ·c counts overlapping blocks twice: the position is dropped when at "
+                        f"least one of its {c} seeds is 1, with probability 1 - (1-γ)^c"),
+            ((1 - gamma) ** c, f"{value:.4g} = (1-γ)^c is the probability that the position is kept"),
+            (1 - (1 - gamma) ** (b * b), f"{value:.4g} assumes {b * b} seeds cover the {key}; only "
+                                         f"{c} block position(s) cover it"),
+        ]
+        for wrong, message in known:
+            if math.isclose(value, wrong, rel_tol=1e-6, abs_tol=1e-9):
+                raise CheckFailed(f"{key}: {message}")
+        raise CheckFailed(f"{key} = {value:.4g} is not right: count the blocks that cover it, then use "
+                          "1 - (1-γ)^c")
+    passed(f"corner {truth['corner']:.4f} (c = {counts[0, 0].item()}), "
+           f"centre {truth['centre']:.4f} (c = {counts[7, 7].item()})")
