@@ -34,7 +34,7 @@ __all__ = [
     "predictive_entropy", "expected_entropy", "mutual_information", "referral_curve",
 ]
 
-#: Module classes that :func:`mc_dropout` switches to sampling: every dropout class of
+#: Module classes that :func:`~dropoutbook.mc_dropout` switches to sampling: every dropout class of
 #: ``torch.nn`` (``Dropout``, ``Dropout1d/2d/3d``, ``AlphaDropout``, ``FeatureAlphaDropout``, all
 #: subclasses of ``torch.nn.modules.dropout._DropoutNd``) and the library's
 #: :class:`~dropoutbook.InvertedDropout` and :class:`~dropoutbook.StandardDropout` (chapter 5).
