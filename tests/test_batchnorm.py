@@ -17,15 +17,6 @@ from dropoutbook import derivations as d
 from helpers import Z, check_agrees_and_rejects
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: one intra-op thread is faster and spends no CPU spinning; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def wrong_train_variances(mu, s2, q):
     """Plausible wrong closed forms of the training-time variance (see test_derivations_batchnorm)."""
     return {

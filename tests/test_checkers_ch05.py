@@ -21,14 +21,6 @@ from dropoutbook.exercises import (
 from helpers import assert_fails, assert_passes, starter
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # --------------------------------------------------------------------------------------------
 # exercise 1: the MC-dropout loop
 

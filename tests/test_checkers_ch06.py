@@ -23,15 +23,6 @@ from helpers import assert_fails, assert_passes, starter
 mu, s2, q = sp.symbols("mu sigma2 q")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: one intra-op thread is faster and spends no CPU spinning; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # --------------------------------------------------------------------------------------------
 # exercise 1
 

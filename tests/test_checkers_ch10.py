@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 
-import pytest
 import sympy as sp
 import torch
 
@@ -20,15 +19,6 @@ from dropoutbook.exercises import (
 from helpers import assert_fails, assert_passes, starter
 
 K1, K2, K3 = db.SPARSE_VD_K
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread is faster (no spinning on a loaded machine); restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # --------------------------------------------------------------------------------------------

@@ -26,14 +26,6 @@ p = derivations.drop_rate
 q = 1 - p
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @functools.lru_cache(maxsize=None)
 def linear(d: int, T: int):
     """The derivation, computed once per (d, T) for the whole module (sympy is the slow part)."""

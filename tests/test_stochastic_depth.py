@@ -8,7 +8,6 @@ probabilities, by more than Z standard errors.
 
 from __future__ import annotations
 
-import math
 
 import pytest
 import sympy as sp
@@ -17,7 +16,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-import dropoutbook as db
 from dropoutbook import DropPath, StochasticDepth, depth_distribution, drop_path, residual_mlp, stochastic_depth_survival
 from dropoutbook.derivations import block_index, n_blocks, residual_block_moments, sampled_depth, survival_last
 from dropoutbook.montecarlo import estimate_mean, estimate_variance

@@ -19,15 +19,6 @@ from dropoutbook.montecarlo import estimate_mean
 from helpers import Z
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small models run faster on one thread (intra-op threads spin on these tiny tensors); restored after."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def bn_model(seed: int = 0) -> nn.Sequential:
     """An MLP with BatchNorm and three kinds of dropout, with non-trivial running statistics."""
     torch.manual_seed(seed)
