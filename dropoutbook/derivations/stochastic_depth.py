@@ -94,8 +94,10 @@ def linear_survival_schedule() -> sp.Expr:
 
     The two conditions (the input always survives; the last block survives with probability
     :math:`p_L`) are solved for :math:`a` and :math:`c` by ``sympy.solve``; the result is
-    :math:`p_l = 1 - \frac{l}{L}(1 - p_L)`, in the symbols :data:`block_index`,
-    :data:`n_blocks` and :data:`survival_last`.
+    :math:`p_l = 1 - \frac{l}{L}(1 - p_L)`, in the symbols
+    :data:`~dropoutbook.derivations.stochastic_depth.block_index`,
+    :data:`~dropoutbook.derivations.stochastic_depth.n_blocks` and
+    :data:`~dropoutbook.derivations.stochastic_depth.survival_last`.
 
     See chapter 8, "Stochastic depth", section "Derivation"; :cite:`huang2016deep`.
 
