@@ -21,9 +21,10 @@ import torch
 from torch import nn
 
 from ._validation import check_float_tensor, check_generator, check_probability
+from .data import Split
 from .masks import inverted_dropout
 
-__all__ = ["attention_dropout", "self_attention", "TransformerBlock", "TinyTransformer"]
+__all__ = ["attention_dropout", "self_attention", "TransformerBlock", "TinyTransformer", "counting_task"]
 
 
 def _positive_int(value, name: str) -> int:
@@ -237,3 +238,43 @@ class TinyTransformer(nn.Module):
         for block in self.blocks:
             h = block(h)
         return self.head(self.norm(h).mean(dim=1))
+
+
+def counting_task(n_train: int, n_test: int = 500, *, seq_len: int = 12, vocab_size: int = 8,
+                  label_noise: float = 0.0, seed: int = 0) -> Split:
+    r"""A toy sequence task: does token 0 occur more often than token 1?
+
+    Each sequence has ``seq_len`` tokens drawn uniformly from ``{0, ..., vocab_size - 1}``; its
+    label is 1 when token 0 occurs more often than token 1 and 0 otherwise (ties included). With
+    probability ``label_noise`` a *training* label is flipped; test labels are clean. Used in
+    chapter 9, "Dropout in transformers", section "Experiment".
+
+    Args:
+        n_train, n_test: numbers of sequences, positive ints.
+        seq_len: length of a sequence; vocab_size: number of tokens (at least 2).
+        label_noise: probability in [0, 1] that a training label is flipped.
+        seed: seed of the draw (training and test sets are independent draws).
+
+    Returns:
+        A :class:`~dropoutbook.data.Split` with int64 tokens ``(n, seq_len)`` and int64 labels.
+
+    Examples:
+        >>> split = counting_task(100, 50, seed=1)
+        >>> split.x_train.shape, split.x_test.dtype
+        (torch.Size([100, 12]), torch.int64)
+    """
+    for value, name in ((n_train, "n_train"), (n_test, "n_test"), (seq_len, "seq_len")):
+        _positive_int(value, name)
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, numbers.Integral) or vocab_size < 2:
+        raise ValueError(f"vocab_size must be an int >= 2, got {vocab_size!r}")
+    label_noise = check_probability(label_noise, "label_noise")
+    g = torch.Generator().manual_seed(seed)
+
+    def draw(n):
+        x = torch.randint(0, vocab_size, (n, seq_len), generator=g)
+        return x, ((x == 0).sum(1) > (x == 1).sum(1)).long()
+
+    x_train, y_train = draw(n_train)
+    x_test, y_test = draw(n_test)
+    flip = torch.rand(n_train, generator=g) < label_noise
+    return Split(x_train, torch.where(flip, 1 - y_train, y_train), x_test, y_test)
