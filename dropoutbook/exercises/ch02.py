@@ -15,8 +15,7 @@ import torch
 
 from .. import derivations
 from ..implicit_l2 import dropout_penalty, dropout_ridge_solution, logistic_dropout_penalty
-from ._core import CheckFailed, call_student, passed
-from .ch01 import _same_function, _student_symbols
+from ._core import CheckFailed, _same_function, _student_symbols, call_student, passed
 
 __all__ = [
     "check_dropout_penalty", "check_derived_penalty", "check_dropout_ridge", "check_shrinkage_prediction",

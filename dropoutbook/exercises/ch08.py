@@ -14,8 +14,7 @@ import sympy as sp
 import torch
 
 from .. import derivations
-from ._core import CheckFailed, call_student, passed
-from .ch01 import _as_output, _survivor_scale_message
+from ._core import CheckFailed, _as_output, _survivor_scale_message, call_student, passed
 
 __all__ = [
     "check_drop_path", "check_survival_schedule", "check_depth_prediction", "check_block_test_time",

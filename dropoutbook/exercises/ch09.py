@@ -13,8 +13,7 @@ import sympy as sp
 import torch
 
 from .. import derivations
-from ._core import CheckFailed, call_student, passed
-from .ch01 import _same_function, _student_symbols
+from ._core import CheckFailed, _same_function, _student_symbols, call_student, passed
 
 __all__ = ["check_attention_with_dropout", "check_row_sum_variance", "check_row_sum_prediction", "ROW_EXERCISE"]
 
