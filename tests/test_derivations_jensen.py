@@ -33,6 +33,20 @@ def test_quadratic_gap_matches_the_stated_formula(scaling, convention, stated, w
     assert same(derived.gap, derived.mean_of_square - derived.square_of_mean)
 
 
+@pytest.mark.parametrize("scaling, mean_of_square, square_of_mean", [
+    ("inverted", x**2 / (1 - p), x**2),
+    ("standard", x**2 * (1 - p), x**2 * (1 - p) ** 2),
+])
+def test_both_terms_of_the_gap_match_the_chapter(scaling, mean_of_square, square_of_mean):
+    # the gap alone is a Bernoulli variance, symmetric in keep <-> drop; the two terms are not,
+    # so they catch a mask drawn with the wrong probability
+    derived = quadratic_jensen_gap(scaling)
+    assert same(derived.mean_of_square, mean_of_square)
+    assert same(derived.square_of_mean, square_of_mean)
+    swapped = mean_of_square.subs(p, 1 - p) if scaling == "standard" else p * x**2 / (1 - p) ** 2  # m ~ Bernoulli(p)
+    assert not same(derived.mean_of_square, swapped)
+
+
 def test_conventions_map_by_keep_equals_one_minus_drop():
     for scaling in ("standard", "inverted"):
         keep_form = quadratic_jensen_gap(scaling, "keep").gap

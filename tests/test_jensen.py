@@ -211,7 +211,7 @@ def small_net(activation=nn.Tanh, dropout=nn.Dropout, p=0.5, depth=3, width=3) -
 
 @pytest.mark.parametrize("dropout", [nn.Dropout, db.StandardDropout])
 def test_layerwise_exact_agrees_with_mc(dropout):
-    net = small_net(dropout=dropout)
+    net = small_net(dropout=dropout, p=0.3)  # p != 0.5, so that swapping drop and keep is detected
     x = torch.tensor([[0.5, -1.0], [1.5, 0.3]], dtype=torch.float64)
     exact = layerwise_jensen_gap(net, x, method="exact")
     mc = layerwise_jensen_gap(net, x, method="mc", n_samples=20_000, generator=gen(4))
