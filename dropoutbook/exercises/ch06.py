@@ -113,7 +113,7 @@ def check_scale_error(fn) -> None:
         answers.append(float(value))
         truths.append(float(k_exact(mu, s2, 1 - p)))
     if all(math.isclose(a, t, rel_tol=1e-6) for a, t in zip(answers, truths)):
-        passed(f"k = sqrt(1/q + mu**2*(1 - q)/(q*sigma2)), e.g. {truths[1]:.3f} at mu = 1, sigma2 = 1, p = 0.5")
+        passed(f"k = sqrt(1/q + mu**2*(1-q)/(q*sigma2)), {truths[1]:.3f} at mu=sigma2=1, p=0.5")
         return
     candidates = {
         "that is k², the ratio of the variances; k is its square root (a ratio of standard deviations)":

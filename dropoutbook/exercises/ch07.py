@@ -114,7 +114,7 @@ def check_seed_rate(fn) -> None:
         direction = "too small" if achieved < p else "too large"
         raise CheckFailed(f"{where}, not p: γ is {direction} (the right one is {seed_rate(p, height, width, b):.6g})")
     passed(f"D(γ) = p on {len(_RATE_CASES)} maps, e.g. γ = {seed_rate(0.1, 14, 14, 7):.6f} "
-           f"for p = 0.1 on 14 x 14 with b = 7")
+           f"for p = 0.1, 14 x 14, b = 7")
 
 
 def check_padded_seed_rate(fn) -> None:
