@@ -531,6 +531,8 @@ def train_sparse_vd(model: nn.Module, data: Split, *, epochs: int = 60, lr: floa
     from .training import accuracy
 
     _svdo_layers(model)
+    if not isinstance(data, Split):
+        raise TypeError(f"data must be a dropoutbook.data.Split, got {type(data).__name__}")
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}")

@@ -318,15 +318,15 @@ def test_entropy_scores_on_hand_computed_cases():
 
 @given(st.integers(1, 6), st.integers(2, 5), st.integers(0, 10_000), st.floats(0.05, 5.0))
 def test_entropy_identities_and_bounds(T, C, seed, concentration):
-    g = torch.Generator().manual_seed(seed)
-    probs = torch.distributions.Dirichlet(torch.full((C,), concentration, dtype=torch.float64)).sample((T, 4))
+    with torch.random.fork_rng(devices=[]):  # Dirichlet.sample takes no generator: seed a forked global RNG
+        torch.manual_seed(seed)
+        probs = torch.distributions.Dirichlet(torch.full((C,), concentration, dtype=torch.float64)).sample((T, 4))
     probs = probs / probs.sum(-1, keepdim=True)
     h, eh, mi = db.predictive_entropy(probs), db.expected_entropy(probs), db.mutual_information(probs)
     assert torch.allclose(h, eh + mi, atol=1e-12)
     assert (mi >= -1e-12).all() and (h <= math.log(C) + 1e-12).all() and (eh >= -1e-12).all()
     same = probs[:1].expand(T, -1, -1)
     assert torch.allclose(db.mutual_information(same), torch.zeros(4, dtype=torch.float64), atol=1e-14)
-    del g
 
 
 def test_entropy_is_safe_at_zero_and_one_and_keeps_dtype():

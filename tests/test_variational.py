@@ -29,6 +29,7 @@ from dropoutbook.derivations import (
     gaussian_noise_variance,
     kl_large_alpha_limit,
     local_reparameterization_moments,
+    log_uniform_kl,
 )
 from dropoutbook.montecarlo import estimate_mean, estimate_variance
 from helpers import Z, check_agrees_and_rejects, same
@@ -99,6 +100,35 @@ def test_kl_large_alpha_limit():
     assert float(LIMIT.absolute_moment.subs(s, 2)) == pytest.approx(1.0, rel=1e-12)  # E z^2 = 1
     # k1 of the paper is NOT the exact limit: it is 5.8e-4 above it
     assert K1 - float(LIMIT.limit) == pytest.approx(5.8e-4, abs=0.2e-4)
+
+
+def test_log_uniform_kl_depends_on_alpha_only():
+    result = log_uniform_kl()
+    alpha, e_log, c = a_sym, result.expected_log_abs, result.prior_constant
+    theta = sp.Symbol("theta", positive=True)
+    assert same(result.change_of_variables, -sp.log(theta))
+    assert same(result.entropy, sp.log(2 * sp.pi * sp.E * alpha) / 2)
+    stated = sp.log(alpha) / 2 - e_log  # the chapter's -KL, up to its constant
+    assert theta not in result.neg_kl.free_symbols
+    assert same(result.neg_kl - stated, sp.log(2 * sp.pi * sp.E) / 2 + c)
+    for wrong in (sp.log(alpha) - e_log, -sp.log(alpha) / 2 - e_log, sp.log(alpha) / 2 + e_log):
+        assert not same(result.neg_kl - wrong, sp.log(2 * sp.pi * sp.E) / 2 + c)
+
+
+@pytest.mark.parametrize("theta,log_alpha", [(0.7, -1.0), (-3.0, -1.0), (0.05, 1.5)])
+def test_log_uniform_kl_by_monte_carlo(theta, log_alpha):
+    # E_q[log p(w) - log q(w)] with log p(w) = -log|w| (c = 0), sampled for w ~ N(theta, alpha theta^2):
+    # it equals the quadrature of 1/2 log a - E log|eps| plus 1/2 log(2 pi e), whatever theta is
+    a = math.exp(log_alpha)
+    sd = math.sqrt(a) * abs(theta)
+    w = theta + sd * torch.randn(N, generator=gen(int(100 * theta) + 50), dtype=torch.float64)
+    log_q = -0.5 * ((w - theta) / sd) ** 2 - math.log(sd) - 0.5 * math.log(2 * math.pi)
+    est = estimate_mean(-w.abs().log() - log_q)
+    truth = float(db.neg_kl_exact(log_alpha)) + K1 + 0.5 * math.log(2 * math.pi * math.e)
+    check_agrees_and_rejects(est, truth, {
+        "theta does not cancel": truth - math.log(abs(theta)),
+        "log alpha not halved": truth + 0.5 * log_alpha,
+    })
 
 
 # --------------------------------------------------------------------------------------------
@@ -487,3 +517,5 @@ def test_train_sparse_vd_is_reproducible_and_sparsifies():
         db.train_sparse_vd(model, data, warmup_epochs=-1)
     with pytest.raises(ValueError, match="lr must be positive"):
         db.train_sparse_vd(model, data, lr=0.0)
+    with pytest.raises(TypeError, match="data must be a dropoutbook.data.Split"):
+        db.train_sparse_vd(model, (x, y))

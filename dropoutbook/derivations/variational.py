@@ -1,12 +1,14 @@
 r"""Chapter 10, "Variational dropout and sparsification": derivations.
 
-Three closed forms of the chapter, each computed from its definition:
+Four closed forms of the chapter, each computed from its definition:
 
 * :func:`gaussian_dropout_match`: the variance :math:`\alpha` of Gaussian dropout whose mean and
   variance equal those of Bernoulli dropout, :math:`\alpha = p/(1-p)`, by taking both pairs of
   moments with :func:`~dropoutbook.derivations.expectation` and solving for :math:`\alpha`;
 * :func:`local_reparameterization_moments`: mean, variance and covariances of the
   pre-activations of a linear layer with Gaussian weights (the local reparameterization trick);
+* :func:`log_uniform_kl`: the negative KL divergence of :math:`\mathcal N(\theta, \alpha\theta^2)` from the
+  log-uniform prior, :math:`\tfrac12\log\alpha - \mathbb E\log|\varepsilon| + \text{const}`, free of :math:`\theta`;
 * :func:`kl_large_alpha_limit`: the value that the exact :math:`-\mathrm{KL}` of sparse variational
   dropout (up to its constant) tends to as :math:`\alpha \to \infty`, :math:`\tfrac12(\gamma + \log 2)`,
   from the moments :math:`\mathbb E|z|^s` of a standard normal.
@@ -23,7 +25,7 @@ from ._core import Bernoulli, Identity, ZeroMeanNoise, activation, drop_rate, ex
 __all__ = [
     "gaussian_noise_variance", "GaussianDropoutMatch", "gaussian_dropout_match",
     "LocalReparameterizationMoments", "local_reparameterization_moments",
-    "KLLargeAlphaLimit", "kl_large_alpha_limit",
+    "KLLargeAlphaLimit", "kl_large_alpha_limit", "LogUniformKL", "log_uniform_kl",
 ]
 
 #: The variance :math:`\alpha > 0` of the multiplicative noise of Gaussian dropout.
@@ -189,3 +191,55 @@ def kl_large_alpha_limit() -> KLLargeAlphaLimit:
     moment = sp.simplify(sp.integrate(x**s * density, (x, 0, sp.oo)))
     e_log = sp.simplify(sp.expand_func(sp.diff(moment, s).subs(s, 0)))
     return KLLargeAlphaLimit(moment, e_log, sp.simplify(-e_log))
+
+
+@dataclass(frozen=True)
+class LogUniformKL:
+    r"""The negative KL divergence of :math:`q(w) = \mathcal N(\theta, \alpha\theta^2)` from the log-uniform prior, up to its expectation."""
+
+    change_of_variables: sp.Expr  #: :math:`\log q(\theta\varepsilon) - \log q_\varepsilon(\varepsilon)`
+    entropy: sp.Expr  #: entropy of :math:`\varepsilon \sim \mathcal N(1, \alpha)`
+    expected_log_abs: sp.Symbol  #: the symbol standing for :math:`\mathbb E\log|\varepsilon|` (no closed form)
+    prior_constant: sp.Symbol  #: the constant :math:`c` of the improper prior :math:`\log p(w) = -\log|w| + c`
+    neg_kl: sp.Expr  #: :math:`-\mathrm{KL} = \mathbb E_q[\log p(w) - \log q(w)]`
+
+    def identities(self) -> list[Identity]:
+        return [
+            Identity(r"\log q(\theta\varepsilon) - \log q_\varepsilon(\varepsilon)", self.change_of_variables,
+                     "log q(theta eps) - log q_eps(eps)"),
+            Identity(r"H[\mathcal N(1, \alpha)]", self.entropy, "H[N(1, alpha)]"),
+            Identity(r"-\mathrm{KL}(q \,\|\, p)", self.neg_kl, "-KL(q || p)"),
+        ]
+
+
+def log_uniform_kl() -> LogUniformKL:
+    r"""Derive :math:`-\mathrm{KL}(q\,\|\,p)` for :math:`q(w) = \mathcal N(\theta, \alpha\theta^2)` and :math:`p(w) \propto 1/|w|`.
+
+    Write :math:`w = \theta\varepsilon`, :math:`\varepsilon \sim \mathcal N(1, \alpha)`. Sympy expands the log
+    density of :math:`q` at :math:`\theta\varepsilon` against the log density of :math:`\varepsilon` (they differ by
+    :math:`-\log|\theta|`), integrates the entropy of :math:`\mathcal N(1, \alpha)`, and assembles
+    :math:`\mathbb E_q[\log p(w) - \log q(w)]` with :math:`\log p(w) = -\log|\theta| - \log|\varepsilon| + c`; the
+    expectation :math:`\mathbb E\log|\varepsilon|`, which has no closed form, stays a symbol. The result,
+    :math:`\tfrac12\log\alpha - \mathbb E\log|\varepsilon| + \tfrac12\log(2\pi e) + c`, does not depend on
+    :math:`\theta` :cite:`molchanov2017variational`. Chapter 10, section "Derivation".
+
+    Examples:
+        >>> result = log_uniform_kl()
+        >>> result.neg_kl.free_symbols == {result.expected_log_abs, result.prior_constant, gaussian_noise_variance}
+        True
+    """
+    alpha = gaussian_noise_variance
+    theta = sp.Symbol("theta", positive=True)  # the prior and q are symmetric under w -> -w: |theta|
+    eps, x, w = sp.Symbol("varepsilon", real=True), sp.Symbol("x", real=True), sp.Symbol("w", real=True)
+    e_log, c = sp.Symbol(r"\mathbb{E}\log|\varepsilon|"), sp.Symbol("c")
+
+    def log_normal(v, mean, var):
+        return sp.expand_log(sp.log(sp.exp(-(v - mean) ** 2 / (2 * var)) / sp.sqrt(2 * sp.pi * var)), force=True)
+
+    change = sp.simplify(log_normal(w, theta, alpha * theta**2).subs(w, theta * eps) - log_normal(eps, 1, alpha))
+    density = sp.exp(-(x - 1) ** 2 / (2 * alpha)) / sp.sqrt(2 * sp.pi * alpha)
+    entropy = sp.simplify(-sp.integrate(density * log_normal(x, 1, alpha), (x, -sp.oo, sp.oo)))
+    # E_q[log p(w)] = -log|theta| - E log|eps| + c;  E_q[log q(w)] = E[log q_eps(eps)] + change = -H + change
+    expected_log_prior = sp.expand_log(-sp.log(theta), force=True) - e_log + c
+    neg_kl = sp.expand(expected_log_prior - (-entropy + change))
+    return LogUniformKL(change, entropy, e_log, c, neg_kl)

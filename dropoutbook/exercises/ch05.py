@@ -16,8 +16,7 @@ from torch import nn
 
 from .. import derivations
 from ..uncertainty import expected_entropy, mc_predict, mutual_information, predictive_entropy
-from ._core import CheckFailed, call_student, passed
-from .ch01 import _same_function, _student_symbols
+from ._core import CheckFailed, _same_function, _student_symbols, call_student, passed
 
 __all__ = [
     "check_mc_dropout_loop", "check_bald", "check_mc_mean_variance", "check_passes_needed",
@@ -127,7 +126,7 @@ def _check_mc_dropout_loop(fn) -> str:
     if abs(ratio - 1) > _Z * se_ratio:
         raise CheckFailed(f"with T = 2 your variance averages {ratio:.3f} times the variance of one pass; "
                           "it should average 1 (the unbiased sample variance). Did you return a standard deviation?")
-    return f"BatchNorm untouched, modes restored, mean within {z:.1f} s.e., variance unbiased (ratio {ratio:.2f})"
+    return f"BN and modes intact, mean within {z:.1f} s.e., variance unbiased ({ratio:.2f})"
 
 
 # --------------------------------------------------------------------------------------------
@@ -172,8 +171,8 @@ def check_bald(fn) -> None:
                           "count as 0. Use torch.special.xlogy(p, p), or add a tiny constant inside the log")
     truth = mutual_information(probs)
     if torch.allclose(out, truth, atol=1e-6):
-        passed(f"BALD scores match; certain-and-agreeing passes score {abs(out[0].item()):.3f}, "
-               f"certain-but-disagreeing {out[1].item():.3f} (= log 2)")
+        passed(f"BALD matches; {abs(out[0].item()):.3f} when passes agree, "
+               f"{out[1].item():.3f} = log 2 when they disagree")
         return
     h, eh = predictive_entropy(probs), expected_entropy(probs)
     mistakes = [
