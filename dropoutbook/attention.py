@@ -1,6 +1,6 @@
 r"""Chapter 9, "Dropout in transformers": attention, residual and embedding dropout in a small transformer.
 
-Three places of a transformer drop units (:cite:`vaswani2017attention`, :cite:`devlin2019bert`):
+Three places of a transformer drop units (:cite:`vaswani2017attention`, :cite:`radford2018improving`):
 
 * *attention dropout*: the attention weights, after the softmax (:func:`attention_dropout`);
 * *residual dropout*: the output of each sub-layer, before it is added to the residual stream;
@@ -76,7 +76,7 @@ def self_attention(x: torch.Tensor, w_qkv: torch.Tensor, *, n_heads: int = 1, at
     .. math:: A = \operatorname{softmax}\!\Big(\frac{Q K^\top}{\sqrt{d_h}}\Big), \qquad
               \text{output} = \operatorname{dropout}_p(A)\, V
 
-    (:cite:`vaswani2017attention`; attention dropout as in :cite:`devlin2019bert`). With
+    (:cite:`vaswani2017attention`; attention dropout as in GPT, :cite:`radford2018improving`). With
     ``causal=True`` query :math:`i` attends to keys :math:`j \le i` only.
 
     Args:
@@ -233,6 +233,9 @@ class TinyTransformer(nn.Module):
             raise TypeError("tokens must be an int64 tensor of shape (batch, seq_len)")
         if tokens.dim() != 2 or tokens.shape[1] != self.seq_len:
             raise ValueError(f"tokens must have shape (batch, {self.seq_len}), got {tuple(tokens.shape)}")
+        if tokens.numel() and not 0 <= int(tokens.min()) <= int(tokens.max()) < self.tokens.num_embeddings:
+            raise ValueError(f"tokens must be ids in [0, {self.tokens.num_embeddings - 1}] (vocab_size "
+                             f"{self.tokens.num_embeddings}), got values from {int(tokens.min())} to {int(tokens.max())}")
         h = self.tokens(tokens) + self.positions.to(self.tokens.weight.dtype)
         h = inverted_dropout(h, self.embed_dropout, training=self.training, generator=self.generator)
         for block in self.blocks:

@@ -127,6 +127,10 @@ def test_transformer_modules():
         model(tokens.float())
     with pytest.raises(ValueError, match=r"tokens must have shape \(batch, 6\)"):
         model(tokens[:, :5])
+    with pytest.raises(ValueError, match=r"tokens must be ids in \[0, 7\]"):
+        model(torch.full((2, 6), 8))
+    with pytest.raises(ValueError, match=r"tokens must be ids in \[0, 7\]"):
+        model(torch.full((2, 6), -1))
     with pytest.raises(ValueError, match="n_heads must divide d_model"):
         TransformerBlock(8, 3, 16)
     with pytest.raises(ValueError, match="resid_dropout must be in"):
@@ -141,8 +145,12 @@ def test_counting_task():
     assert split.x_train.shape == (400, 12) and split.x_test.shape == (300, 12)
     truth = ((split.x_train == 0).sum(1) > (split.x_train == 1).sum(1)).long()
     assert torch.equal(clean.y_train, truth)
-    flipped = (split.y_train != truth).double()
-    check_agrees_and_rejects(estimate_mean(flipped), 0.25, wrong={})
+    assert (split.y_train != truth).any()
+    # the flipped fraction is label_noise (flipped, not resampled: that would flip half as many)
+    big = counting_task(4000, 10, label_noise=0.25, seed=4)
+    big_truth = ((big.x_train == 0).sum(1) > (big.x_train == 1).sum(1)).long()
+    flipped = (big.y_train != big_truth).double()
+    check_agrees_and_rejects(estimate_mean(flipped), 0.25, wrong={"labels resampled, not flipped": 0.125})
     assert torch.equal(split.y_test, ((split.x_test == 0).sum(1) > (split.x_test == 1).sum(1)).long())
     with pytest.raises(ValueError, match="vocab_size must be an int >= 2"):
         counting_task(10, vocab_size=1)
@@ -189,3 +197,23 @@ def test_simulated_rows_inside_self_attention():
         check_agrees_and_rejects(estimate_mean(sums[:, i]), 1.0, wrong={"no scaling": 0.8})
         check_agrees_and_rejects(estimate_variance(sums[:, i]), exact_var,
                                  wrong={"uniform row": 0.2 / 0.8 / 4} if abs(exact_var - 0.0625) > 0.01 else {})
+
+
+def test_simulated_attention_output_agrees_with_the_derived_moments():
+    """The output o = sum_j ã_j v_j of one query: mean sum_j a_j v_j and the derived variance
+    p/(1-p) sum_j a_j^2 v_j^2; the variance of the squared sum, p/(1-p) (sum_j a_j v_j)^2, and
+    the unscaled mean (1-p) sum_j a_j v_j are rejected."""
+    r = attention_row_moments(3)
+    row = torch.tensor([0.6, 0.3, 0.1], dtype=torch.float64)
+    values = torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64)
+    p_value = 0.3
+    weights = attention_dropout(row.expand(200_000, 1, 3), p_value, generator=gen(12))
+    out = (weights @ values).flatten()
+    subs = {p: sp.nsimplify(p_value),
+            **{a: sp.nsimplify(float(x)) for a, x in zip(r.weights, row)},
+            **{v: sp.nsimplify(float(x)) for v, x in zip(r.values, values)}}
+    mean, var = float(r.output_mean.subs(subs)), float(r.output_variance.subs(subs))
+    check_agrees_and_rejects(estimate_mean(out), mean, wrong={"no 1/(1-p) scaling": (1 - p_value) * mean})
+    check_agrees_and_rejects(estimate_variance(out), var, wrong={
+        "p/(1-p) (sum a_j v_j)^2": p_value / (1 - p_value) * mean**2,
+    })
