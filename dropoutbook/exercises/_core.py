@@ -87,3 +87,25 @@ def _same_function(a: sp.Expr, b: sp.Expr, symbols, points) -> None:
                      rel_tol=1e-9, abs_tol=1e-12)
         for pt in points
     )
+
+
+def _check_numbers(answer: dict, truth: dict, keys, mistakes: dict, *, retry: str, abs_tol: float = 1e-9) -> None:
+    """Compare each ``answer[key]`` with ``truth[key]`` (relative tolerance 1e-6).
+
+    A wrong value that matches one of ``mistakes[key]`` (pairs ``(wrong value, message)``) is named
+    by its message; any other wrong value fails with ``retry``, a hint on how to recompute it.
+    """
+    for key in keys:
+        value = answer[key]
+        try:
+            if isinstance(value, (bool, str, bytes)) or value is None:
+                raise TypeError
+            value = float(value)
+        except (TypeError, ValueError):
+            raise CheckFailed(f"{key} should be a number, got {type(value).__name__}") from None
+        if math.isclose(value, truth[key], rel_tol=1e-6, abs_tol=abs_tol):
+            continue
+        for wrong, message in mistakes.get(key, []):
+            if math.isclose(value, wrong, rel_tol=1e-6, abs_tol=abs_tol):
+                raise CheckFailed(f"{key} = {value:.4g} is not right: {message}")
+        raise CheckFailed(f"{key} = {value:.4g} is not right; {retry}")

@@ -12,7 +12,7 @@ import math
 import torch
 
 from .. import derivations
-from ._core import CheckFailed, _as_output, _same_function, _student_symbols, _survivor_scale_message, call_student, passed
+from ._core import CheckFailed, _check_numbers, _as_output, _same_function, _student_symbols, _survivor_scale_message, call_student, passed
 
 __all__ = [
     "check_inverted_dropout", "check_dropout_variance", "check_test_time_scaling",
@@ -205,18 +205,6 @@ def check_naive_predictor_terms(fn) -> None:
             (truth["squared_bias"] + truth["variance"], "you left out the irreducible noise σ²"),
         ],
     }
-    for key in keys:
-        value = answer[key]
-        try:
-            if isinstance(value, (bool, str, bytes)):
-                raise TypeError
-            value = float(value)
-        except (TypeError, ValueError):
-            raise CheckFailed(f"{key} should be a number, got {type(value).__name__}") from None
-        if math.isclose(value, truth[key], rel_tol=1e-6, abs_tol=1e-9):
-            continue
-        for wrong, message in mistakes[key]:
-            if math.isclose(value, wrong, rel_tol=1e-6, abs_tol=1e-9):
-                raise CheckFailed(f"{key} = {value:.4g} is not right: {message}")
-        raise CheckFailed(f"{key} = {value:.4g} is not right; recompute it from the decomposition")
+    _check_numbers(answer, truth, keys, mistakes,
+                   retry="recompute it from the decomposition")
     passed(", ".join(f"{k} = {truth[k]:.4g}" for k in keys))

@@ -15,7 +15,7 @@ import torch
 
 from .. import derivations
 from ..jensen import _mask_chunks, jensen_gap
-from ._core import CheckFailed, call_student, passed
+from ._core import CheckFailed, _check_numbers, call_student, passed
 
 __all__ = [
     "check_quadratic_gap", "check_exact_ensemble_mean", "check_delta_prediction",
@@ -223,20 +223,8 @@ def check_delta_prediction(fn) -> None:
                                                    "the delta method needs the second, −2 tanh(μ)(1 − tanh²(μ))"),
         ],
     }
-    for key in keys:
-        value = answer[key]
-        if isinstance(value, (bool, str, bytes)) or value is None:
-            raise CheckFailed(f"{key} should be a number, got {type(value).__name__}")
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            raise CheckFailed(f"{key} should be a number, got {type(value).__name__}") from None
-        if math.isclose(value, truth[key], rel_tol=1e-6, abs_tol=1e-9):
-            continue
-        for wrong, message in mistakes[key]:
-            if math.isclose(value, wrong, rel_tol=1e-6, abs_tol=1e-9):
-                raise CheckFailed(f"{key} = {value:.4g} is not right: {message}")
-        raise CheckFailed(f"{key} = {value:.4g} is not right; recompute it from μ = E[z], "
+    _check_numbers(answer, truth, keys, mistakes,
+                   retry="recompute it from μ = E[z], "
                           "Var[z] = p/(1-p) Σ (w_i x_i)² and ½ f''(μ) Var[z]")
     passed(", ".join(f"{k} = {truth[k]:.4f}" for k in keys))
 

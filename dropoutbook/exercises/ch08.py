@@ -14,7 +14,7 @@ import sympy as sp
 import torch
 
 from .. import derivations
-from ._core import CheckFailed, _as_output, _survivor_scale_message, call_student, passed
+from ._core import CheckFailed, _check_numbers, _as_output, _survivor_scale_message, call_student, passed
 
 __all__ = [
     "check_drop_path", "check_survival_schedule", "check_depth_prediction", "check_block_test_time",
@@ -215,20 +215,8 @@ def check_depth_prediction(fn) -> None:
                                           "the skipped fraction is 1 - E[D]/L"),
         ],
     }
-    for key in keys:
-        value = answer[key]
-        try:
-            if isinstance(value, (bool, str, bytes)):
-                raise TypeError
-            value = float(value)
-        except (TypeError, ValueError):
-            raise CheckFailed(f"{key} should be a number, got {type(value).__name__}") from None
-        if math.isclose(value, truth[key], rel_tol=1e-6, abs_tol=1e-9):
-            continue
-        for wrong, message in mistakes[key]:
-            if math.isclose(value, wrong, rel_tol=1e-6, abs_tol=1e-9):
-                raise CheckFailed(f"{key} = {value:.4g} is not right: {message}")
-        raise CheckFailed(f"{key} = {value:.4g} is not right; recompute it from the derived closed forms")
+    _check_numbers(answer, truth, keys, mistakes,
+                   retry="recompute it from the derived closed forms")
     passed(", ".join(f"{k} = {truth[k]:.4g}" for k in keys))
 
 

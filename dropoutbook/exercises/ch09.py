@@ -13,7 +13,7 @@ import sympy as sp
 import torch
 
 from .. import derivations
-from ._core import CheckFailed, _same_function, _student_symbols, call_student, passed
+from ._core import CheckFailed, _check_numbers, _same_function, _student_symbols, call_student, passed
 
 __all__ = ["check_attention_with_dropout", "check_row_sum_variance", "check_row_sum_prediction", "ROW_EXERCISE"]
 
@@ -199,18 +199,6 @@ def check_row_sum_prediction(fn) -> None:
             (p_value * (1 - p_value) / n, "that is missing the 1/(1-p) scaling: p/((1-p) n)"),
         ],
     }
-    for key in keys:
-        value = answer[key]
-        try:
-            if isinstance(value, (bool, str, bytes)):
-                raise TypeError
-            value = float(value)
-        except (TypeError, ValueError):
-            raise CheckFailed(f"{key} should be a number, got {type(value).__name__}") from None
-        if math.isclose(value, truth[key], rel_tol=1e-6, abs_tol=1e-12):
-            continue
-        for wrong, message in mistakes[key]:
-            if math.isclose(value, wrong, rel_tol=1e-6, abs_tol=1e-12):
-                raise CheckFailed(f"{key} = {value:.4g} is not right: {message}")
-        raise CheckFailed(f"{key} = {value:.4g} is not right; recompute it from the derived moments")
+    _check_numbers(answer, truth, keys, mistakes,
+                   retry="recompute it from the derived moments", abs_tol=1e-12)
     passed(", ".join(f"{k} = {truth[k]:.4g}" for k in keys))
