@@ -14,11 +14,13 @@ import sympy as sp
 
 __all__ = [
     "Bernoulli", "ZeroMeanNoise", "expectation", "variance", "tidy", "Identity",
-    "drop_rate", "activation",
+    "drop_rate", "keep_rate", "activation",
 ]
 
 #: The drop probability :math:`p` (a positive symbol; results hold for :math:`0 < p < 1`).
 drop_rate = sp.Symbol("p", positive=True)
+#: The keep probability :math:`q = 1 - p`, for results stated in :math:`q` (chapters 5 and 6).
+keep_rate = sp.Symbol("q", positive=True)
 #: A pre-dropout activation :math:`h`.
 activation = sp.Symbol("h", real=True)
 

@@ -16,16 +16,12 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from ._core import Bernoulli, Identity, ZeroMeanNoise, expectation, tidy, variance
+from ._core import Bernoulli, Identity, ZeroMeanNoise, expectation, keep_rate, tidy, variance
 
 __all__ = [
-    "keep_rate", "VarianceShiftDerivation", "variance_shift",
+    "VarianceShiftDerivation", "variance_shift",
     "LinearVarianceShiftDerivation", "linear_variance_shift",
 ]
-
-#: The keep probability :math:`q = 1 - p` (a positive symbol; results hold for :math:`0 < q \le 1`).
-keep_rate = sp.Symbol("q", positive=True)
-
 
 @dataclass(frozen=True)
 class VarianceShiftDerivation:
