@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import math
 import statistics
-import time
 
 import torch
 import torch.nn.functional as F
 
 import dropoutbook as db
+from _timing import interleaved, speedup
 
 SHAPE, P, BLOCK, ROUNDS, CALLS = (32, 64, 28, 28), 0.1, 7, 15, 3
 
@@ -41,32 +41,17 @@ def maxpool_dropblock(x: torch.Tensor, p: float, block_size: int) -> torch.Tenso
     return x * keep * scale
 
 
-def timed(fn) -> float:
-    start = time.perf_counter()
-    for _ in range(CALLS):
-        fn()
-    return (time.perf_counter() - start) / CALLS
-
-
 def main() -> None:
     torch.manual_seed(0)
     x = torch.randn(*SHAPE)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, input {SHAPE} float32, "
           f"block {BLOCK}, p = {P}")
-    ours = lambda: db.drop_block2d(x, P, BLOCK)  # noqa: E731
-    reference = lambda: maxpool_dropblock(x, P, BLOCK)  # noqa: E731
-    for fn in (ours, reference):  # warm-up
-        timed(fn)
-    t_ours, t_ref = [], []
-    for _ in range(ROUNDS):
-        t_ref.append(timed(reference))
-        t_ours.append(timed(ours))
-    q = lambda ts: statistics.quantiles(ts, n=4)  # noqa: E731
-    ratio = statistics.median(t_ref) / statistics.median(t_ours)
-    print(f"  max-pool formulation {statistics.median(t_ref) * 1e3:.2f} ms, "
-          f"db.drop_block2d {statistics.median(t_ours) * 1e3:.2f} ms (medians)")
-    print(f"    speed-up {ratio:.2f}x (quartile ratios {q(t_ref)[0] / q(t_ours)[0]:.2f}x .. "
-          f"{q(t_ref)[2] / q(t_ours)[2]:.2f}x)")
+    times = interleaved({"reference": lambda: maxpool_dropblock(x, P, BLOCK),
+                         "ours": lambda: db.drop_block2d(x, P, BLOCK)}, ROUNDS, CALLS)
+    ratio, line = speedup(times["reference"], times["ours"])
+    print(f"  max-pool formulation {statistics.median(times['reference']) * 1e3:.2f} ms, "
+          f"db.drop_block2d {statistics.median(times['ours']) * 1e3:.2f} ms (medians)")
+    print(f"    {line}")
 
     ones = torch.ones(SHAPE)
     for name, out in [("max-pool formulation", maxpool_dropblock(ones, P, BLOCK)),

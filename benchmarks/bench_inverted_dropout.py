@@ -10,39 +10,24 @@ from __future__ import annotations
 
 import math
 import statistics
-import time
 
 import torch
 import torch.nn.functional as F
 
 import dropoutbook as db
+from _timing import interleaved, speedup
 
 SHAPE, P, ROUNDS, CALLS = (256, 4096), 0.3, 31, 20
 
 
-def timed(fn) -> float:
-    start = time.perf_counter()
-    for _ in range(CALLS):
-        fn()
-    return (time.perf_counter() - start) / CALLS
-
-
 def compare(x: torch.Tensor, label: str) -> float:
     """Time both on ``x`` interleaved; print and return the ratio of their median times."""
-    ours = lambda: db.inverted_dropout(x, P)  # noqa: E731
-    reference = lambda: F.dropout(x, P, training=True)  # noqa: E731
-    for fn in (ours, reference):  # warm-up
-        timed(fn)
-    t_ours, t_ref = [], []
-    for _ in range(ROUNDS):
-        t_ref.append(timed(reference))
-        t_ours.append(timed(ours))
-    q = lambda ts: statistics.quantiles(ts, n=4)  # noqa: E731
-    ratio = statistics.median(t_ref) / statistics.median(t_ours)
-    print(f"  {label}: F.dropout {statistics.median(t_ref) * 1e3:.3f} ms, "
-          f"db.inverted_dropout {statistics.median(t_ours) * 1e3:.3f} ms (medians)")
-    print(f"    speed-up {ratio:.2f}x (quartile ratios {q(t_ref)[0] / q(t_ours)[0]:.2f}x .. "
-          f"{q(t_ref)[2] / q(t_ours)[2]:.2f}x)")
+    times = interleaved({"F.dropout": lambda: F.dropout(x, P, training=True),
+                         "ours": lambda: db.inverted_dropout(x, P)}, ROUNDS, CALLS)
+    ratio, line = speedup(times["F.dropout"], times["ours"])
+    print(f"  {label}: F.dropout {statistics.median(times['F.dropout']) * 1e3:.3f} ms, "
+          f"db.inverted_dropout {statistics.median(times['ours']) * 1e3:.3f} ms (medians)")
+    print(f"    {line}")
     return ratio
 
 

@@ -18,21 +18,14 @@ from __future__ import annotations
 
 import math
 import statistics
-import time
 
 import torch
 
 import dropoutbook as db
 from dropoutbook.training import mlp
+from _timing import interleaved
 
 T, ROUNDS, SIZES = 100, 7, [64, 256, 256, 10]
-
-
-def timed(fn, calls: int) -> float:
-    start = time.perf_counter()
-    for _ in range(calls):
-        fn()
-    return (time.perf_counter() - start) / calls
 
 
 def compare(model: torch.nn.Module, batch: int) -> None:
@@ -50,14 +43,8 @@ def compare(model: torch.nn.Module, batch: int) -> None:
         with db.mc_dropout(model), torch.no_grad():
             return model(rows)
 
-    fns = {"loop": loop, "batched": batched, "limit": limit}
-    calls = {"loop": 1, "batched": 3, "limit": 3}
-    for name, fn in fns.items():  # warm-up
-        timed(fn, 1)
-    times = {name: [] for name in fns}
-    for _ in range(ROUNDS):
-        for name, fn in fns.items():
-            times[name].append(timed(fn, calls[name]))
+    times = interleaved({"loop": loop, "batched": batched, "limit": limit}, ROUNDS,
+                        {"loop": 1, "batched": 3, "limit": 3})
     med = {name: statistics.median(ts) for name, ts in times.items()}
     print(f"  B = {batch:>3}: loop {med['loop'] * 1e3:8.2f} ms, mc_predict {med['batched'] * 1e3:7.2f} ms, "
           f"one forward of T·B rows {med['limit'] * 1e3:7.2f} ms (medians)")

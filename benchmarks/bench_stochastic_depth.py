@@ -11,12 +11,12 @@ and per-sample DropPath (the branch is always computed). Never asserts a time.
 from __future__ import annotations
 
 import statistics
-import time
 
 import torch
 from torch import nn
 
 import dropoutbook as db
+from _timing import interleaved
 
 BLOCKS, WIDTH, BATCH, P_L, ROUNDS, STEPS = 16, 128, 128, 0.5, 7, 10
 
@@ -27,14 +27,16 @@ def make(mode: str, p_L: float) -> tuple[nn.Module, torch.optim.Optimizer]:
     return model, torch.optim.Adam(model.parameters(), lr=1e-3)
 
 
-def timed(model, opt, x, y) -> float:
+def training_steps(model, opt, x, y):
+    """A function running STEPS optimisation steps of ``model`` on one batch."""
     loss_fn = nn.CrossEntropyLoss()
-    start = time.perf_counter()
-    for _ in range(STEPS):
-        opt.zero_grad()
-        loss_fn(model(x), y).backward()
-        opt.step()
-    return (time.perf_counter() - start) / STEPS
+
+    def run():
+        for _ in range(STEPS):
+            opt.zero_grad()
+            loss_fn(model(x), y).backward()
+            opt.step()
+    return run
 
 
 def main() -> None:
@@ -42,13 +44,9 @@ def main() -> None:
     torch.manual_seed(0)
     x, y = torch.randn(BATCH, 64), torch.randint(0, 10, (BATCH,))
     settings = {"plain": make("batch", 1.0), "per batch": make("batch", P_L), "per sample": make("sample", P_L)}
-    for model, opt in settings.values():  # warm-up
-        timed(model, opt, x, y)
-    times = {name: [] for name in settings}
-    for _ in range(ROUNDS):
-        for name, (model, opt) in settings.items():
-            times[name].append(timed(model, opt, x, y))
-    skipped = (1 - P_L) * (BLOCKS + 1) / (2 * BLOCKS)
+    times = interleaved({name: training_steps(model, opt, x, y) for name, (model, opt) in settings.items()},
+                        ROUNDS)
+    skipped = 1 - statistics.mean(db.stochastic_depth_survival(BLOCKS, P_L))  # Huang et al.'s schedule
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; residual MLP with {BLOCKS} blocks "
           f"of width {WIDTH}, batch {BATCH}, p_L = {P_L}")
     print(f"  derived fraction of branch computations skipped per step (per batch): {skipped:.3f}")
