@@ -11,8 +11,9 @@ import torch
 from torch import nn
 
 from .data import Split
+from .montecarlo import Estimate, estimate_mean
 
-__all__ = ["History", "accuracy", "evaluate_loss", "train_classifier", "mlp"]
+__all__ = ["History", "accuracy", "evaluate_loss", "train_classifier", "mlp", "across_runs"]
 
 
 @dataclass
@@ -28,6 +29,36 @@ class History:
     def gap(self) -> list[float]:
         """Train minus test accuracy, epoch by epoch."""
         return [a - b for a, b in zip(self.train_accuracy, self.test_accuracy)]
+
+
+def across_runs(runs, metric: str, *, at: str = "final") -> Estimate:
+    """Mean over several runs (seeds) of one metric, with its standard error.
+
+    ``at="final"`` takes each run's value after the last epoch, ``at="best"`` its best (largest)
+    value over the epochs. The experiments of chapters 1, 8 and 9 report their tables this way.
+
+    Args:
+        runs: a non-empty sequence of :class:`History`, one per run.
+        metric: ``"loss"``, ``"test_loss"``, ``"train_accuracy"`` or ``"test_accuracy"``.
+        at: ``"final"`` or ``"best"``.
+
+    Examples:
+        >>> runs = [History(test_accuracy=[0.5, 0.9, 0.8]), History(test_accuracy=[0.6, 0.7, 0.9])]
+        >>> round(across_runs(runs, "test_accuracy").value, 3), across_runs(runs, "test_accuracy", at="best").value
+        (0.85, 0.9)
+    """
+    metrics = ("loss", "test_loss", "train_accuracy", "test_accuracy")
+    if metric not in metrics:
+        raise ValueError(f"metric must be one of {metrics}, got {metric!r}")
+    if at not in ("final", "best"):
+        raise ValueError(f"at must be 'final' or 'best', got {at!r}")
+    runs = list(runs)
+    if not runs or not all(isinstance(h, History) for h in runs):
+        raise TypeError("runs must be a non-empty sequence of History objects")
+    series = [getattr(h, metric) for h in runs]
+    if any(not s for s in series):
+        raise ValueError(f"every run must have recorded {metric!r} for at least one epoch")
+    return estimate_mean([s[-1] if at == "final" else max(s) for s in series])
 
 
 def mlp(sizes: list[int], *, dropout: float = 0.0, input_dropout: float = 0.0,
