@@ -119,7 +119,7 @@ def evaluate_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 def train_classifier(model: nn.Module, data: Split, *, epochs: int = 100, lr: float = 1e-3,
                      batch_size: int = 64, weight_decay: float = 0.0, seed: int = 0,
-                     progress: bool = False) -> History:
+                     record_every: int = 1, progress: bool = False) -> History:
     """Train ``model`` with Adam and cross-entropy on ``data``; record loss and accuracies after every epoch.
 
     Mini-batches are drawn with a generator seeded by ``seed``; the model's own randomness
@@ -133,9 +133,11 @@ def train_classifier(model: nn.Module, data: Split, *, epochs: int = 100, lr: fl
         batch_size: mini-batch size, a positive int.
         weight_decay: Adam's L2 penalty.
         seed: seed of the mini-batch order.
+        record_every: evaluate and record every ``record_every`` epochs and after the last one
+            (``record_every=epochs`` records the final epoch only, which saves the evaluations).
         progress: print one line every 10% of the epochs.
     """
-    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("record_every", record_every)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     if len(data.y_train) == 0:
@@ -156,6 +158,8 @@ def train_classifier(model: nn.Module, data: Split, *, epochs: int = 100, lr: fl
             loss.backward()
             opt.step()
             total += loss.item() * len(idx)
+        if (epoch + 1) % record_every and epoch + 1 != epochs:
+            continue
         history.loss.append(total / n)
         history.test_loss.append(evaluate_loss(model, data.x_test, data.y_test))
         history.train_accuracy.append(accuracy(model, data.x_train, data.y_train))

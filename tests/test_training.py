@@ -30,3 +30,23 @@ def test_across_runs_rejects_empty_runs_and_empty_series():
         across_runs([], "test_accuracy")
     with pytest.raises(ValueError, match="at least one epoch"):
         across_runs([History()], "test_accuracy")
+
+
+def test_record_every_keeps_the_training_and_records_fewer_epochs():
+    import torch
+
+    from dropoutbook.data import load_digits_split
+    from dropoutbook.training import mlp, train_classifier
+
+    data = load_digits_split(n_train=100, seed=0)
+    histories = []
+    for record_every in (1, 3, 7):
+        torch.manual_seed(0)
+        histories.append(train_classifier(mlp([64, 16, 10], dropout=0.3).double(), data, epochs=7,
+                                          seed=1, record_every=record_every))
+    every, some, last = histories
+    assert len(every.test_accuracy) == 7 and len(some.test_accuracy) == 3 and len(last.test_accuracy) == 1
+    assert some.test_accuracy == [every.test_accuracy[i] for i in (2, 5, 6)]
+    assert last.loss == every.loss[-1:] and last.train_accuracy == every.train_accuracy[-1:]
+    with pytest.raises(ValueError, match="record_every"):
+        train_classifier(mlp([64, 10]).double(), data, epochs=2, record_every=0)
