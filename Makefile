@@ -10,17 +10,20 @@ NOTEBOOKS := $(wildcard chapters/*.ipynb) $(wildcard exercises/[0-9]*.ipynb)
 
 .PHONY: install html test test-lib test-notebooks execute student bench clean
 
-# Notebooks and tests use small tensors, and the notebook tests run two kernels at once on two
-# cores: one intra-op thread each avoids threads spinning against each other (a 5-10x CPU cost),
-# and executing and checking notebooks with the same setting keeps their printed digits identical.
-test-lib test-notebooks execute: export OMP_NUM_THREADS := 1
+# Notebooks run in the book's numerical environment (dropoutbook/environment.py): the Jupyter
+# kernel 'dropoutbook', installed into .venv below, carries its variables (kernel instruction sets
+# pinned to AVX2, one thread), and every notebook names it in its metadata, so `jupyter execute`,
+# nbval and JupyterLab all start it. The library tests use small tensors and run on two workers:
+# one intra-op thread each avoids threads spinning against each other (a 5-10x CPU cost).
+test-lib: export OMP_NUM_THREADS := 1
 
 install: $(STAMP)
 
 # constraints.txt pins every package, torch to the local CPU wheel 2.13.0 (no CUDA download).
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt dropoutbook/environment.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(PY) -m dropoutbook install-kernel --prefix $(VENV)
 	touch $(STAMP)
 
 html: $(STAMP)

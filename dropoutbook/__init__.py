@@ -13,7 +13,7 @@ Chapters 2 to 10 each have a module named after their topic (:mod:`dropoutbook.i
 :mod:`dropoutbook.jensen`, ...); their public names are re-exported here.
 """
 
-from . import derivations, exercises, montecarlo
+from . import derivations, environment, exercises, montecarlo
 from .masks import InvertedDropout, StandardDropout, bernoulli_mask, inverted_dropout, standard_dropout
 from .montecarlo import Estimate, agrees, estimate_mean, estimate_variance, z_score
 
@@ -42,7 +42,7 @@ __version__ = "0.1.0"
 __all__ = [
     "bernoulli_mask", "inverted_dropout", "standard_dropout", "InvertedDropout", "StandardDropout",
     "Estimate", "estimate_mean", "estimate_variance", "z_score", "agrees",
-    "derivations", "montecarlo", "exercises",
+    "derivations", "montecarlo", "exercises", "environment",
     *implicit_l2.__all__,
     *jensen.__all__,
     *ensembles.__all__,

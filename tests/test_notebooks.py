@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from dropoutbook.environment import KERNEL_NAME
 from dropoutbook.exercises.student import BEGIN, END, student_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,7 +131,7 @@ def test_student_copy_fails_every_check_with_not_written_yet(path, tmp_path):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     student = nbformat.reads(json.dumps(student_notebook(load(path), where=str(path))), as_version=4)
-    client = nbclient.NotebookClient(student, timeout=300, kernel_name="python3", allow_errors=True,
+    client = nbclient.NotebookClient(student, timeout=300, kernel_name=KERNEL_NAME, allow_errors=True,
                                      resources={"metadata": {"path": str(tmp_path)}})
     client.execute()
     checks = check_cells(student)
