@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["check_probability", "check_float_tensor", "check_shape", "check_generator"]
+__all__ = ["check_probability", "check_float_tensor", "check_shape", "check_generator", "check_bool"]
 
 
 def check_probability(value, name: str = "p", *, allow_one: bool = True, allow_zero: bool = True) -> float:
@@ -71,3 +71,10 @@ def check_generator(generator, name: str = "generator") -> torch.Generator | Non
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"{name} must be a torch.Generator or None, got {type(generator).__name__}")
     return generator
+
+
+def check_bool(value, name: str) -> bool:
+    """Check that ``value`` is a ``bool`` (not merely truthy: ``1``, ``"yes"`` or ``None`` are refused)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool (True or False), got {type(value).__name__}")
+    return value
