@@ -38,6 +38,8 @@ from . import variational  # chapter 10
 from .variational import *  # noqa: F403
 from . import recurrent  # chapter 11
 from .recurrent import *  # noqa: F403
+from . import graphs  # chapter 12
+from .graphs import *  # noqa: F403
 
 __version__ = "0.1.0"
 
@@ -55,4 +57,5 @@ __all__ = [
     *attention.__all__,
     *variational.__all__,
     *recurrent.__all__,
+    *graphs.__all__,
 ]

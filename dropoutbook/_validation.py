@@ -8,7 +8,10 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["check_probability", "check_float_tensor", "check_shape", "check_generator", "check_bool"]
+__all__ = [
+    "check_probability", "check_float_tensor", "check_shape", "check_generator", "check_bool",
+    "check_positive_int", "check_edge_index", "check_symmetric_edges",
+]
 
 
 def check_probability(value, name: str = "p", *, allow_one: bool = True, allow_zero: bool = True) -> float:
@@ -78,3 +81,47 @@ def check_bool(value, name: str) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be a bool (True or False), got {type(value).__name__}")
     return value
+
+
+def check_positive_int(value, name: str) -> int:
+    """Return ``value`` as an int after checking it is a positive int (bools are refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive int, got {value!r} ({type(value).__name__})")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value}")
+    return int(value)
+
+
+def check_edge_index(edge_index, name: str = "edge_index", *, num_nodes: int | None = None) -> torch.Tensor:
+    """Check that ``edge_index`` is an integer tensor of shape ``(2, E)`` with node ids in ``[0, num_nodes)``.
+
+    The convention of PyTorch Geometric: column ``k`` is the directed edge
+    ``edge_index[0, k] -> edge_index[1, k]``. ``E = 0`` (no edges) is allowed.
+    """
+    if not isinstance(edge_index, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (2, E) with an integer dtype, "
+                        f"got {type(edge_index).__name__}")
+    if edge_index.is_floating_point() or edge_index.is_complex() or edge_index.dtype == torch.bool:
+        raise TypeError(f"{name} must have an integer dtype (torch.int64 or torch.int32), got {edge_index.dtype}")
+    if edge_index.dim() != 2 or edge_index.shape[0] != 2:
+        raise ValueError(f"{name} must have shape (2, E), got {tuple(edge_index.shape)}")
+    if edge_index.numel() and int(edge_index.min()) < 0:
+        raise ValueError(f"{name} must hold node ids >= 0, got {int(edge_index.min())}")
+    if num_nodes is not None and edge_index.numel() and int(edge_index.max()) >= num_nodes:
+        raise ValueError(f"{name} must hold node ids in [0, num_nodes) = [0, {num_nodes}), "
+                         f"got {int(edge_index.max())}")
+    return edge_index
+
+
+def check_symmetric_edges(edge_index: torch.Tensor, name: str = "edge_index") -> None:
+    """Check that every edge ``i -> j`` of ``edge_index`` comes with ``j -> i`` as often (an undirected graph)."""
+    if edge_index.shape[1] == 0:
+        return
+    n = int(edge_index.max()) + 1
+    forward = torch.sort(edge_index[0] * n + edge_index[1]).values
+    backward = torch.sort(edge_index[1] * n + edge_index[0]).values
+    if not torch.equal(forward, backward):
+        bad = int((forward != backward).nonzero()[0])
+        i, j = divmod(int(forward[bad]), n)
+        raise ValueError(f"{name} must list every undirected edge in both directions when force_undirected=True; "
+                         f"for example {i} -> {j} has no matching {j} -> {i}")

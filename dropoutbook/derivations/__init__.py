@@ -42,6 +42,8 @@ from . import variational  # chapter 10
 from .variational import *  # noqa: F403
 from . import recurrent  # chapter 11
 from .recurrent import *  # noqa: F403
+from . import graphs  # chapter 12
+from .graphs import *  # noqa: F403
 
 __all__ = [
     *_core.__all__,
@@ -56,4 +58,5 @@ __all__ = [
     *attention.__all__,
     *variational.__all__,
     *recurrent.__all__,
+    *graphs.__all__,
 ]
