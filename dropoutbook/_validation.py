@@ -10,7 +10,7 @@ import torch
 
 __all__ = [
     "check_probability", "check_float_tensor", "check_shape", "check_generator", "check_bool",
-    "check_positive_int", "check_edge_index", "check_symmetric_edges",
+    "check_positive_int", "check_edge_index", "check_symmetric_edges", "check_real_sequence",
 ]
 
 
@@ -125,3 +125,24 @@ def check_symmetric_edges(edge_index: torch.Tensor, name: str = "edge_index") ->
         i, j = divmod(int(forward[bad]), n)
         raise ValueError(f"{name} must list every undirected edge in both directions when force_undirected=True; "
                          f"for example {i} -> {j} has no matching {j} -> {i}")
+
+
+def check_real_sequence(value, name: str, *, min_length: int = 1, max_length: int | None = None) -> tuple[float, ...]:
+    """Return ``value`` as a tuple of floats after checking it is a sequence of finite real numbers.
+
+    Its length must lie in ``[min_length, max_length]``; bools, strings and NaN or infinite
+    entries are refused with a message that names the argument.
+    """
+    longest = "" if max_length is None else f" and at most {max_length}"
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise TypeError(f"{name} must be a sequence of real numbers, got {type(value).__name__}")
+    if len(value) < min_length or (max_length is not None and len(value) > max_length):
+        raise ValueError(f"{name} must have at least {min_length}{longest} entries, got {len(value)}")
+    out = []
+    for i, v in enumerate(value):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            raise TypeError(f"{name}[{i}] must be a real number, got {v!r} ({type(v).__name__})")
+        if not math.isfinite(float(v)):
+            raise ValueError(f"{name}[{i}] must be finite, got {v!r}")
+        out.append(float(v))
+    return tuple(out)
