@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from ._validation import check_bool, check_float_tensor, check_generator, check_probability
+from ._validation import check_bool, check_float_tensor, check_generator, check_positive_int, check_probability
 from .masks import _keep_mask, inverted_dropout
 
 __all__ = [
@@ -42,12 +42,6 @@ _MODES = ("locked", "per_step", "zoneout")
 _VARIANTS = ("none", "per_step", "locked", "zoneout", "weight_drop")
 _CELLS = (nn.RNNCell, nn.LSTMCell)
 _RNNS = (nn.RNN, nn.GRU, nn.LSTM)
-
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
 
 
 def _check_sequence(x, name: str = "x") -> torch.Tensor:
@@ -178,8 +172,8 @@ class DropConnectLinear(nn.Linear):
 
     def __init__(self, in_features: int, out_features: int, p: float = 0.5, *, bias: bool = True,
                  generator: torch.Generator | None = None, device=None, dtype=None) -> None:
-        _positive_int(in_features, "in_features")
-        _positive_int(out_features, "out_features")
+        check_positive_int(in_features, "in_features")
+        check_positive_int(out_features, "out_features")
         check_bool(bias, "bias")
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
         self.p = check_probability(p)
@@ -467,7 +461,7 @@ class RecurrentClassifier(nn.Module):
         super().__init__()
         for name, value in (("n_tokens", n_tokens), ("hidden_size", hidden_size), ("n_classes", n_classes),
                             ("embed", embed)):
-            _positive_int(value, name)
+            check_positive_int(value, name)
         if variant not in _VARIANTS:
             raise ValueError(f"variant must be one of {_VARIANTS}, got {variant!r}")
         p = check_probability(p)
@@ -519,13 +513,13 @@ def delayed_recall(n: int, *, length: int = 20, n_symbols: int = 4, n_noise: int
         >>> bool((x[:, 3] == y).all()), d.tolist()
         (True, [2, 2, 2])
     """
-    n = _positive_int(n, "n")
-    length = _positive_int(length, "length")
+    n = check_positive_int(n, "n")
+    length = check_positive_int(length, "length")
     if length < 2:
         raise ValueError(f"length must be an int >= 2, got {length}")
-    if isinstance(n_symbols, bool) or not isinstance(n_symbols, numbers.Integral) or n_symbols < 2:
+    if check_positive_int(n_symbols, "n_symbols") < 2:
         raise ValueError(f"n_symbols must be an int >= 2, got {n_symbols!r}")
-    n_noise = _positive_int(n_noise, "n_noise")
+    n_noise = check_positive_int(n_noise, "n_noise")
     if delay is not None and (isinstance(delay, bool) or not isinstance(delay, numbers.Integral)
                               or not 0 <= delay < length):
         raise ValueError(f"delay must be None or an int from 0 to length - 1 = {length - 1}, got {delay!r}")

@@ -459,3 +459,17 @@ def test_delayed_recall():
                           (dict(n=3, delay=1.0), "^delay must be None or an int")]:
         with pytest.raises(ValueError, match=match):
             delayed_recall(**kwargs)
+
+
+@pytest.mark.parametrize("make, name", [
+    (lambda: DropConnectLinear("3", 2), "in_features"),
+    (lambda: DropConnectLinear(3, 2.0), "out_features"),
+    (lambda: RecurrentClassifier(8, True, 4), "hidden_size"),
+    (lambda: RecurrentClassifier(8, 6, 4, embed=None), "embed"),
+    (lambda: delayed_recall(3.0), "n"),
+    (lambda: delayed_recall(3, n_symbols="4"), "n_symbols"),
+    (lambda: delayed_recall(3, n_noise=np.float64(2)), "n_noise"),
+])
+def test_sizes_must_be_ints(make, name):
+    with pytest.raises(TypeError, match=rf"^{name} must be a positive int"):
+        make()
