@@ -224,7 +224,7 @@ class WeightDrop(nn.Module):
         torch.Size([6, 2, 4])
     """
 
-    def __init__(self, module: nn.Module, p: float, *, weights=None,
+    def __init__(self, module: torch.nn.Module, p: float, *, weights=None,
                  generator: torch.Generator | None = None) -> None:
         super().__init__()
         if not isinstance(module, _RNNS):
@@ -350,7 +350,7 @@ class RecurrentDropout(nn.Module):
         (torch.Size([7, 2, 4]), torch.Size([2, 4]))
     """
 
-    def __init__(self, cell: nn.Module, p: float, *, mode: str = "locked", batch_first: bool = False,
+    def __init__(self, cell: torch.nn.Module, p: float, *, mode: str = "locked", batch_first: bool = False,
                  drop_cell_state: bool = False, generator: torch.Generator | None = None) -> None:
         super().__init__()
         if isinstance(cell, nn.GRUCell):
