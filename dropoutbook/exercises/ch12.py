@@ -32,8 +32,8 @@ __all__ = [
 
 _Z = 5.0
 
-#: The degrees and drop probability of the "predict" exercise of chapter 12: the karate club's
-#: node 0 (degree 16) and node 11 (degree 1), DropEdge with p = 0.6.
+#: Degrees and drop probability in the "predict" exercise of chapter 12, those of the karate club's
+#: node 0 (degree 16) and node 11 (degree 1), with DropEdge at p = 0.6.
 SELF_WEIGHT_EXERCISE = {"d_hub": 16, "d_leaf": 1, "p": 0.6}
 
 
