@@ -10,7 +10,7 @@ import torch
 
 __all__ = [
     "check_probability", "check_float_tensor", "check_shape", "check_generator", "check_bool",
-    "check_positive_int", "check_edge_index", "check_symmetric_edges", "check_real_sequence",
+    "check_positive_int", "check_int_in_range", "check_edge_index", "check_symmetric_edges", "check_real_sequence",
 ]
 
 
@@ -89,6 +89,21 @@ def check_positive_int(value, name: str) -> int:
         raise TypeError(f"{name} must be a positive int, got {value!r} ({type(value).__name__})")
     if value < 1:
         raise ValueError(f"{name} must be a positive int, got {value}")
+    return int(value)
+
+
+def check_int_in_range(value, name: str, low: int, high: int | None = None, *, allowed: str | None = None) -> int:
+    """Return ``value`` as an int after checking it is an int in ``[low, high]`` (no upper bound if ``high`` is None).
+
+    Bools and non-integers get a ``TypeError``, ints outside the range a ``ValueError``; both
+    messages say ``{name} must be {allowed}`` (default: "an int >= low" or "an int from low to high").
+    """
+    if allowed is None:
+        allowed = f"an int >= {low}" if high is None else f"an int from {low} to {high}"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be {allowed}, got {value!r} ({type(value).__name__})")
+    if value < low or (high is not None and value > high):
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
     return int(value)
 
 

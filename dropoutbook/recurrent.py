@@ -24,13 +24,15 @@ keeping the previous state), and the masks are inverted (survivors scaled by :ma
 
 from __future__ import annotations
 
-import numbers
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 from torch.func import functional_call
 
-from ._validation import check_bool, check_float_tensor, check_generator, check_positive_int, check_probability
+from ._validation import (
+    check_bool, check_float_tensor, check_generator, check_int_in_range, check_positive_int, check_probability,
+)
 from .masks import _keep_mask, inverted_dropout
 
 __all__ = [
@@ -232,8 +234,8 @@ class WeightDrop(nn.Module):
         names = dict(module.named_parameters())
         if weights is None:
             weights = [n for n in names if n.startswith("weight_hh")]
-        if isinstance(weights, str) or not all(isinstance(w, str) for w in weights):
-            raise TypeError("weights must be a sequence of parameter names, e.g. ['weight_hh_l0']")
+        if isinstance(weights, str) or not isinstance(weights, Sequence) or not all(isinstance(w, str) for w in weights):
+            raise TypeError(f"weights must be a sequence of parameter names, e.g. ['weight_hh_l0'], got {weights!r}")
         weights = tuple(weights)
         if not weights:
             raise ValueError("weights must name at least one parameter")
@@ -295,11 +297,10 @@ def zoneout(h_prev: torch.Tensor, h_new: torch.Tensor, p: float, *, training: bo
     check_generator(generator)
     if not training:
         return p * h_prev + (1.0 - p) * h_new
-    if p == 0.0:
-        return h_new.clone()
-    if p == 1.0:
-        return h_prev.clone()
-    change = _keep_mask(h_new, p, 1.0, generator).bool()  # True with probability 1 - p
+    if p in (0.0, 1.0):  # no draw; the unused input stays in the graph with a zero gradient
+        change = torch.full_like(h_new, p == 0.0, dtype=torch.bool)
+    else:
+        change = _keep_mask(h_new, p, 1.0, generator).bool()  # True with probability 1 - p
     return torch.where(change, h_new, h_prev)
 
 
@@ -379,6 +380,8 @@ class RecurrentDropout(nn.Module):
             raise ValueError("state of an LSTMCell must be a pair (h, c)")
         for name, s in zip(("h", "c"), parts):
             check_float_tensor(s, f"state {name}")
+            if s.dtype != x.dtype:
+                raise TypeError(f"state {name} must have the dtype of x ({x.dtype}), got {s.dtype}")
             if tuple(s.shape) != (batch, hidden):
                 raise ValueError(f"state {name} must have shape (B, hidden_size) = ({batch}, {hidden}), "
                                  f"got {tuple(s.shape)}")
@@ -481,6 +484,12 @@ class RecurrentClassifier(nn.Module):
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         if not isinstance(tokens, torch.Tensor) or tokens.dtype != torch.int64 or tokens.dim() != 2:
             raise TypeError("tokens must be an int64 tensor of shape (B, T)")
+        if tokens.numel() == 0:
+            raise ValueError(f"tokens must not be empty, got shape {tuple(tokens.shape)}")
+        n_tokens = self.embedding.num_embeddings
+        if int(tokens.min()) < 0 or int(tokens.max()) >= n_tokens:
+            raise ValueError(f"tokens must hold ids in [0, n_tokens) = [0, {n_tokens}), got ids from "
+                             f"{int(tokens.min())} to {int(tokens.max())}")
         out, _ = self.core(self.embedding(tokens))
         return self.head(out[:, -1])
 
@@ -503,7 +512,7 @@ def delayed_recall(n: int, *, length: int = 20, n_symbols: int = 4, n_noise: int
             tokens, a positive int.
         delay: ``None`` (each sequence draws its delay uniformly from ``0, ..., length - 1``) or an
             int in that range (every sequence has that delay).
-        seed: seed of the draw.
+        seed: seed of the draw, an int >= 0.
 
     Returns:
         ``(tokens, labels, delays)``: int64 tensors of shapes ``(n, length)``, ``(n,)`` and ``(n,)``.
@@ -514,16 +523,14 @@ def delayed_recall(n: int, *, length: int = 20, n_symbols: int = 4, n_noise: int
         (True, [2, 2, 2])
     """
     n = check_positive_int(n, "n")
-    length = check_positive_int(length, "length")
-    if length < 2:
-        raise ValueError(f"length must be an int >= 2, got {length}")
+    length = check_int_in_range(length, "length", 2)
     if check_positive_int(n_symbols, "n_symbols") < 2:
         raise ValueError(f"n_symbols must be an int >= 2, got {n_symbols!r}")
     n_noise = check_positive_int(n_noise, "n_noise")
-    if delay is not None and (isinstance(delay, bool) or not isinstance(delay, numbers.Integral)
-                              or not 0 <= delay < length):
-        raise ValueError(f"delay must be None or an int from 0 to length - 1 = {length - 1}, got {delay!r}")
-    g = torch.Generator().manual_seed(seed)
+    if delay is not None:
+        delay = check_int_in_range(delay, "delay", 0, length - 1,
+                                   allowed=f"None or an int from 0 to length - 1 = {length - 1}")
+    g = torch.Generator().manual_seed(check_int_in_range(seed, "seed", 0))
     tokens = torch.randint(n_symbols, n_symbols + n_noise, (n, length), generator=g)
     labels = torch.randint(0, n_symbols, (n,), generator=g)
     if delay is None:

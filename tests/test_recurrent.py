@@ -455,10 +455,11 @@ def test_delayed_recall():
     assert torch.equal(delayed_recall(20, seed=3)[0], delayed_recall(20, seed=3)[0])
     for kwargs, match in [(dict(n=0), "^n must be a positive int"), (dict(n=3, length=1), "^length must be an int >= 2"),
                           (dict(n=3, n_symbols=1), "^n_symbols must be an int >= 2"),
-                          (dict(n=3, delay=20), "^delay must be None or an int from 0 to length - 1"),
-                          (dict(n=3, delay=1.0), "^delay must be None or an int")]:
+                          (dict(n=3, delay=20), "^delay must be None or an int from 0 to length - 1")]:
         with pytest.raises(ValueError, match=match):
             delayed_recall(**kwargs)
+    with pytest.raises(TypeError, match="^delay must be None or an int"):  # a float is not an int
+        delayed_recall(3, delay=1.0)
 
 
 @pytest.mark.parametrize("make, name", [
@@ -473,3 +474,66 @@ def test_delayed_recall():
 def test_sizes_must_be_ints(make, name):
     with pytest.raises(TypeError, match=rf"^{name} must be a positive int"):
         make()
+
+
+# --------------------------------------------------------------------------------------------
+# review of chapter 11: bad input and edge cases found by an outside reader
+
+
+@pytest.mark.parametrize("p", [0.0, 1.0])
+def test_zoneout_p_zero_and_one_keep_both_inputs_in_the_graph(p):
+    # the unused input gets a zero gradient (as with p = 1 in dropout), not a cut graph
+    a = torch.randn(4, 3, generator=gen(0), requires_grad=True)
+    b = torch.randn(4, 3, generator=gen(1), requires_grad=True)
+    out = zoneout(a, b, p)
+    assert torch.equal(out, a if p == 1.0 else b)
+    ga, gb = torch.autograd.grad(out.sum(), [a, b])
+    assert torch.equal(ga, torch.full_like(a, p)) and torch.equal(gb, torch.full_like(b, 1.0 - p))
+    g = gen(5)
+    zoneout(a, b, p, generator=g)
+    assert torch.equal(g.get_state(), gen(5).get_state())  # nothing random is drawn
+
+
+def test_weight_drop_weights_that_are_not_a_sequence():
+    for bad in (3, 1.5, object()):
+        with pytest.raises(TypeError, match=r"^weights must be a sequence of parameter names"):
+            WeightDrop(nn.LSTM(2, 3), 0.1, weights=bad)
+
+
+def test_recurrent_dropout_state_of_another_dtype():
+    rnn = RecurrentDropout(nn.LSTMCell(2, 3), 0.2)
+    state = (torch.zeros(1, 3, dtype=torch.float64), torch.zeros(1, 3))
+    with pytest.raises(TypeError, match=r"^state h must have the dtype of x \(torch.float32\), got torch.float64"):
+        rnn(torch.ones(4, 1, 2), state)
+
+
+@pytest.mark.parametrize("variant", ["none", "locked", "weight_drop"])
+def test_recurrent_classifier_tokens_out_of_range_or_empty(variant):
+    net = RecurrentClassifier(8, 6, 4, variant=variant, p=0.2)
+    for bad in (torch.full((2, 3), 8), torch.full((2, 3), -1)):
+        with pytest.raises(ValueError, match=r"^tokens must hold ids in \[0, n_tokens\) = \[0, 8\)"):
+            net(bad)
+    for empty in (torch.ones(0, 3, dtype=torch.int64), torch.ones(2, 0, dtype=torch.int64)):
+        with pytest.raises(ValueError, match=r"^tokens must not be empty"):
+            net(empty)
+
+
+@pytest.mark.parametrize("kwargs, exc, match", [
+    (dict(seed=None), TypeError, r"^seed must be an int >= 0"),
+    (dict(seed="1"), TypeError, r"^seed must be an int >= 0"),
+    (dict(seed=1.5), TypeError, r"^seed must be an int >= 0"),
+    (dict(seed=True), TypeError, r"^seed must be an int >= 0"),
+    (dict(seed=-1), ValueError, r"^seed must be an int >= 0"),
+    (dict(delay="2"), TypeError, r"^delay must be None or an int"),
+    (dict(delay=True), TypeError, r"^delay must be None or an int"),
+    (dict(delay=-1), ValueError, r"^delay must be None or an int from 0 to length - 1 = 19"),
+])
+def test_delayed_recall_bad_seed_and_delay(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        delayed_recall(3, **kwargs)
+
+
+def test_delayed_recall_accepts_numpy_ints():
+    a = delayed_recall(np.int64(5), length=np.int32(6), delay=np.int64(2), seed=np.int64(4))
+    b = delayed_recall(5, length=6, delay=2, seed=4)
+    assert all(torch.equal(u, v) for u, v in zip(a, b))
