@@ -248,7 +248,7 @@ def test_gain_typed_answer_that_fakes_a_call_fails_on_the_fresh_keep_symbol():
     def fake(k, keep, expectation):
         expectation(sp.Symbol("m"), {sp.Symbol("m"): derivations.Bernoulli(keep)})
         return typed_in_p(k, keep, expectation)
-    assert_fails(check_gain_moments, fake, "written in p", "typed in")
+    assert_fails(check_gain_moments, fake, "not computed by the expectation", "typed in")
 
 
 # --------------------------------------------------------------------------------------------
@@ -437,3 +437,177 @@ def test_zoneout_checker_restores_the_rng():
     torch.manual_seed(7)
     check_zoneout_test_time(ref_zoneout)
     assert torch.equal(torch.rand(2), expected)
+
+
+# --------------------------------------------------------------------------------------------
+# review of chapter 11: more wrong answers, each with its own hint, and more correct ones
+
+
+def locked_time_axis_as_batch(x, p, batch_first=False, training=True):  # (T, 1, D): one mask per step, shared by the batch
+    if not training:
+        return x.clone()
+    t = x.transpose(0, 1) if batch_first else x
+    out = t * (torch.rand(t.shape[0], 1, t.shape[2]) >= p) / (1 - p)
+    return out.transpose(0, 1) if batch_first else out
+
+
+_MASKS = {}
+
+
+def locked_mask_kept_in_a_global(x, p, batch_first=False, training=True):  # drawn once, reused by later calls
+    if not training or p == 0:
+        return x.clone()
+    shape = (x.shape[0], 1, x.shape[2]) if batch_first else (1, x.shape[1], x.shape[2])
+    if shape not in _MASKS:
+        _MASKS[shape] = (torch.rand(shape) >= p).to(x.dtype)
+    return x * _MASKS[shape] / (1 - p)
+
+
+def locked_scaled_by_one_over_p(x, p, batch_first=False, training=True):
+    if not training:
+        return x.clone()
+    shape = (x.shape[0], 1, x.shape[2]) if batch_first else (1, x.shape[1], x.shape[2])
+    return x * (torch.rand(shape) >= p) / p
+
+
+def locked_through_numpy(x, p, batch_first=False, training=True):  # right values, but no gradient reaches x
+    if not training or p == 0:
+        return x.clone()
+    a = x.detach().numpy()
+    shape = (a.shape[0], 1, a.shape[2]) if batch_first else (1, a.shape[1], a.shape[2])
+    return torch.from_numpy(a * (np.random.default_rng().random(shape) >= p) / (1 - p)).to(x.dtype)
+
+
+def locked_detached(x, p, batch_first=False, training=True):
+    return ref_locked(x.detach(), p, batch_first, training)
+
+
+def locked_returns_x_itself(x, p, batch_first=False, training=True):  # correct: the identity may return x itself
+    if not training or p == 0:
+        return x
+    return ref_locked(x, p, batch_first, training)
+
+
+def locked_with_library_mask(x, p, batch_first=False, training=True):  # correct, differently: movedim + inverted_dropout
+    if not training:
+        return x.clone()
+    t = x.movedim(1, 0) if batch_first else x  # (T, B, D)
+    mask = db.inverted_dropout(torch.ones_like(t[:1]), p)
+    return (t * mask).movedim(0, 1) if batch_first else t * mask
+
+
+def test_locked_review_correct_answers_pass(capsys):
+    assert_passes(capsys, check_locked_dropout, locked_returns_x_itself)
+    assert_passes(capsys, check_locked_dropout, locked_with_library_mask)
+
+
+@pytest.mark.parametrize("fn, hints", [
+    (locked_time_axis_as_batch, ["same for every sequence of the batch", "(T, 1, D)", "(1, B, D)"]),
+    (locked_mask_kept_in_a_global, ["two calls drew exactly the same mask"]),
+    (locked_scaled_by_one_over_p, ["divided by p"]),
+    (locked_through_numpy, ["no gradient", "x.detach()"]),
+    (locked_detached, ["no gradient"]),
+    (lambda x, p, batch_first=False, training=True: (torch.manual_seed(0), ref_locked(x, p, batch_first, training))[1],
+     ["two calls drew exactly the same mask"]),
+])
+def test_locked_review_mistakes(fn, hints):
+    assert_fails(check_locked_dropout, fn, *hints)
+
+
+def gain_one_irrelevant_call(k, keep, expectation):  # calls the expectation once, types the rest in keep
+    expectation(sp.Symbol("m"), {sp.Symbol("m"): derivations.Bernoulli(keep)})
+    return typed_in_keep(k, keep, expectation)
+
+
+def gain_half_typed(k, keep, expectation):  # derives three entries, types the locked variance
+    out = ref_gain(k, keep, expectation)
+    out["locked_variance"] = keep ** (1 - 2 * k) - keep ** (2 - 2 * k)
+    return out
+
+
+def gain_variance_as_expected_square(k, keep, expectation):  # correct, differently: E[(G - E[G])²]
+    m = sp.symbols(f"m1:{k + 1}")
+    fresh = {s: derivations.Bernoulli(keep) for s in m}
+    g = sp.Mul(*[s / keep for s in m])
+    one_m = sp.Symbol("m")
+    one = {one_m: derivations.Bernoulli(keep)}
+    locked = (one_m / keep) ** k
+    per_mean, locked_mean = expectation(g, fresh), expectation(locked, one)
+    return {"per_step_mean": per_mean, "per_step_variance": expectation((g - per_mean) ** 2, fresh),
+            "locked_mean": locked_mean, "locked_variance": expectation((locked - locked_mean) ** 2, one)}
+
+
+def test_gain_review_correct_answer_passes(capsys):
+    assert_passes(capsys, check_gain_moments, gain_variance_as_expected_square)
+
+
+@pytest.mark.parametrize("fn, hints", [
+    (gain_one_irrelevant_call, ["per_step_variance", "typed in", "not computed by the expectation"]),
+    (gain_half_typed, ["locked_variance", "typed in", "not computed by the expectation"]),
+])
+def test_gain_review_mistakes(fn, hints):
+    assert_fails(check_gain_moments, fn, *hints)
+
+
+def connect_exact_fractions():  # correct, differently: exact sympy rationals
+    r = sp.Rational(3, 7)
+    return {"input_variance": r * sp.Rational(77, 16), "input_covariance": r * sp.Rational(-11, 8),
+            "connect_variance": r * sp.Rational(77, 16), "connect_covariance": sp.Integer(0)}
+
+
+def test_connect_review_correct_answers_pass(capsys):
+    assert_passes(capsys, check_connect_covariance, connect_exact_fractions)
+    assert_passes(capsys, check_connect_covariance,
+                  lambda: {k: torch.tensor(float(v), dtype=torch.float64) for k, v in ref_connect().items()})
+
+
+@pytest.mark.parametrize("fn, hints", [
+    (with_connect(input_variance=float("nan")), ["input_variance is nan", "finite number"]),
+    (with_connect(connect_covariance=np.float32("inf")), ["connect_covariance is inf", "finite number"]),
+    (with_connect(connect_variance=np.float32(1.5)), ["connect_variance = 1.5 is not right"]),
+    (with_connect(input_covariance=_R * 1.375), ["input_covariance = 0.5893 is not right"]),
+    (with_connect(input_variance=np.array([_R * 4.8125])), ["input_variance should be a number, got ndarray"]),
+    (with_connect(connect_covariance=None), ["connect_covariance should be a number, got NoneType"]),
+])
+def test_connect_review_mistakes(fn, hints):
+    assert_fails(check_connect_covariance, fn, *hints)
+
+
+def zoneout_by_lerp(h_prev, h_new, p, training=True):  # correct, differently: torch.lerp
+    weight = (torch.rand(h_new.shape, dtype=h_new.dtype) < p).to(h_new.dtype) if training else p
+    return torch.lerp(h_new, h_prev, weight)
+
+
+def zoneout_half_at_test(h_prev, h_new, p, training=True):
+    return ref_zoneout(h_prev, h_new, p, training) if training else (h_prev + h_new) / 2
+
+
+def zoneout_float32(h_prev, h_new, p, training=True):
+    return ref_zoneout(h_prev, h_new, p, training).float()
+
+
+def zoneout_through_numpy(h_prev, h_new, p, training=True):  # right values, no gradient
+    if not training:
+        return p * h_prev + (1 - p) * h_new
+    keep_old = np.random.default_rng().random(tuple(h_new.shape)) < p
+    return torch.from_numpy(np.where(keep_old, h_prev.detach().numpy(), h_new.detach().numpy()))
+
+
+def zoneout_prev_at_test(h_prev, h_new, p, training=True):  # the "fix" that freezes the state at test time
+    return ref_zoneout(h_prev, h_new, p, training) if training else h_prev.clone()
+
+
+def test_zoneout_review_correct_answer_passes(capsys):
+    assert_passes(capsys, check_zoneout_test_time, zoneout_by_lerp)
+
+
+@pytest.mark.parametrize("fn, hints", [
+    (zoneout_half_at_test, ["at test time", "the same mixture", "for every p", "p·h_prev + (1 − p)·h_new"]),
+    (zoneout_float32, ["returns torch.float32", "keep the input's dtype"]),
+    (zoneout_through_numpy, ["no gradient"]),
+    (lambda h_prev, h_new, p, training=True: ref_zoneout(h_prev.detach(), h_new.detach(), p, training),
+     ["no gradient"]),
+    (zoneout_prev_at_test, ["the state would never change"]),
+])
+def test_zoneout_review_mistakes(fn, hints):
+    assert_fails(check_zoneout_test_time, fn, *hints)

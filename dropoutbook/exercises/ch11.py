@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 import types
 
 import sympy as sp
@@ -58,6 +59,21 @@ def _unchanged(before: dict, after: dict) -> None:
         if not torch.equal(tensor, before[name]):
             raise CheckFailed(f"your function changed its input {name} in place; return a new tensor instead "
                               f"(avoid {name}.mul_(...), {name}[...] = ...)")
+
+
+def _gradients(fn, inputs: dict, args: tuple, kwargs: dict, what: str):
+    """Call ``fn`` on copies of ``inputs`` that require grad; return the output and the gradient of its sum
+    with respect to each copy, or fail when no gradient reaches them (a detached or NumPy computation)."""
+    leaves = {name: t.detach().clone().requires_grad_(True) for name, t in inputs.items()}
+    out = call_student(fn, *leaves.values(), *args, what=what, **kwargs)
+    names = ", ".join(leaves)
+    if not isinstance(out, torch.Tensor) or not out.requires_grad:
+        raise CheckFailed(f"your output carries no gradient back to {names}: in a network the loss must reach "
+                          f"them through dropout. Compute with torch operations on the tensors themselves (no "
+                          f"{next(iter(leaves))}.detach(), .data, .numpy() or torch.tensor(...) copies)")
+    grads = torch.autograd.grad(out.sum(), list(leaves.values()), allow_unused=True)
+    return out.detach().to(torch.float64), {n: (torch.zeros_like(t) if g is None else g).to(torch.float64)
+                                            for (n, t), g in zip(leaves.items(), grads)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -113,6 +129,12 @@ def _check_locked_dropout(fn, g: torch.Generator) -> str:
                     f"for x of shape {tuple(x.shape)} = {layout} your mask is the same along dimension 0 and changes "
                     "along dimension 1, the time axis: batch_first was ignored. With batch_first=True the "
                     "mask has shape (B, 1, D)")
+            if (time_major == time_major[:, :1]).all():
+                raise CheckFailed(
+                    f"for x of shape {tuple(x.shape)} = {layout} your mask is the same for every sequence of the batch "
+                    "and changes from one time step to the next: it has the shape (T, 1, D), as if the time axis "
+                    f"were the batch axis. The locked mask has the shape {'(B, 1, D)' if batch_first else '(1, B, D)'}:"
+                    " one per sequence and feature, shared by all steps")
             changing = int((time_major != time_major[:1]).any(0).sum())
             raise CheckFailed(
                 f"for x of shape {tuple(x.shape)} = {layout} the mask changes from one time step to the next for "
@@ -162,6 +184,11 @@ def _check_locked_dropout(fn, g: torch.Generator) -> str:
                 case = "with training=False" if not training else "with p = 0"
                 raise CheckFailed(f"{case} the output should equal the input (inverted scaling needs no test-time "
                                   f"factor); yours is {(out / x.to(torch.float64)).mean().item():.4g}·x on average")
+    x, p, batch_first = cases[1]
+    out, grads = _gradients(fn, {"x": x}, (p,), {"batch_first": batch_first, "training": True}, what)
+    if not torch.allclose(grads["x"] * x.to(torch.float64), out, rtol=1e-5, atol=0):
+        raise CheckFailed("the gradient of your output with respect to x is not the mask m/(1-p) that multiplies x: "
+                          "keep the product x * mask in the computation graph")
     summary = ", ".join(f"p = {p}: {f:.1%}" for (_, p, _), f in zip(cases, fractions))
     return f"one mask per sequence and feature, shared over time (both layouts); dropped {summary}"
 
@@ -170,8 +197,14 @@ def _check_locked_dropout(fn, g: torch.Generator) -> str:
 # exercise 2: derive the mean and variance of the gain over k steps
 
 
+class _Derived(sp.Symbol):
+    """A symbol that prints and computes like its namesake, put by the recorder into what the expectation returns:
+    an answer built from those results carries it, an answer typed in from ``keep`` does not."""
+
+
 class _RecordedExpectation:
-    """The library's :func:`~dropoutbook.derivations.expectation`, handed to the student; remembers each call."""
+    """The library's :func:`~dropoutbook.derivations.expectation`, handed to the student; remembers each call
+    and marks the symbols of its results (:class:`_Derived`)."""
 
     def __init__(self):
         self.calls: list[dict] = []
@@ -179,7 +212,8 @@ class _RecordedExpectation:
     def __call__(self, expr, distributions, **kwargs):
         result = derivations.expectation(expr, distributions, **kwargs)
         self.calls.append(dict(distributions))
-        return result
+        return result.xreplace({s: _Derived(s.name, **s.assumptions0) for s in result.free_symbols
+                                if type(s) is sp.Symbol})
 
 
 @functools.lru_cache(maxsize=1)
@@ -256,7 +290,7 @@ def check_gain_moments(fn) -> None:
                 f"{what} never called the expectation it was given: the answer was typed in. Derive it: build the gain "
                 "from mask symbols distributed as derivations.Bernoulli(keep) and take E[G] and E[G²] with expectation")
         name = sp.sstr(keep)
-        got = {}
+        got, derived = {}, {}
         for key in _GAIN_KEYS:
             expr = answer[key]
             if isinstance(expr, sp.Expr) and keep == q and any(s.name == "p" for s in expr.free_symbols):
@@ -265,6 +299,7 @@ def check_gain_moments(fn) -> None:
                     "probability your function was given. Build the gain from mask symbols with "
                     "derivations.Bernoulli(keep) and take its moments with the expectation argument")
             got[key] = _student_symbols(expr, allowed, f"the {key!r} entry")
+            derived[key] = any(isinstance(s, _Derived) for s in sp.sympify(expr).free_symbols)
         used = {sp.simplify(d.keep) for call in recorder.calls for d in call.values() if hasattr(d, "keep")}
         if used and all(sp.simplify(u - (1 - keep)) == 0 for u in used):
             raise CheckFailed(f"your masks are Bernoulli(1 - keep): drop and keep are swapped. A mask is 1 (kept) "
@@ -275,6 +310,11 @@ def check_gain_moments(fn) -> None:
         for key in _GAIN_KEYS:
             correct = truth[key].subs(derivations.n_steps, k).subs(sub)
             if _same_function(got[key], correct, (symbol,), points):
+                if correct.free_symbols and not derived[key]:  # right, but none of the expectation's results in it
+                    raise CheckFailed(
+                        f"your {key} for k = {k} is not computed by the expectation you were given: none of its "
+                        "results enters it, so it was typed in. Build the gain from mask symbols distributed as "
+                        "derivations.Bernoulli(keep) and take this moment with the expectation argument")
                 continue
             for wrong, message in _gain_mistakes(keep, k)[key]:
                 if _same_function(got[key], wrong, (symbol,), points):
@@ -362,6 +402,11 @@ def check_connect_covariance(fn, *, w1=(0.5, -1.0, 1.5), w2=(2.0, 0.5, -1.0), x=
             (r * both, "under DropConnect the two units share no mask: their covariance is 0"),
         ],
     }
+    for key in _CONNECT_KEYS:
+        value = answer[key]
+        if isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isfinite(float(value)):
+            raise CheckFailed(f"{key} is {float(value)}: a variance or covariance of this layer is a finite number; "
+                              "did a division by zero or an undefined value creep in?")
     _check_numbers(answer, truth, _CONNECT_KEYS, mistakes, retry="recompute it term by term from the chapter's "
                    "derivation: only terms that share a mask covary")
     passed(", ".join(f"{k} = {truth[k]:.4g}" for k in _CONNECT_KEYS))
@@ -398,8 +443,11 @@ def _check_zoneout_test_time(fn, g: torch.Generator) -> str:
     coefficients = []
     for h_prev, h_new, p in cases:
         before = {"h_prev": h_prev.clone(), "h_new": h_new.clone()}
-        out = _as_output(call_student(fn, h_prev, h_new, p, training=True, what=what), h_new, what)
+        raw = call_student(fn, h_prev, h_new, p, training=True, what=what)
+        out = _as_output(raw, h_new, what)
         _unchanged(before, {"h_prev": h_prev, "h_new": h_new})
+        if raw.dtype != h_new.dtype:
+            raise CheckFailed(f"for {h_new.dtype} states your function returns {raw.dtype}; keep the input's dtype")
         old = torch.isclose(out, h_prev, rtol=1e-9, atol=0)  # h_prev > 0 > h_new: never both
         new = torch.isclose(out, h_new, rtol=1e-9, atol=0)
         neither = ~(old | new)
@@ -444,7 +492,12 @@ def _check_zoneout_test_time(fn, g: torch.Generator) -> str:
     se1, se2 = math.sqrt(p1 * (1 - p1) / n1), math.sqrt(p2 * (1 - p2) / n2)
     fractions_alike = abs(f1 - f2) <= _Z * math.hypot(se1, se2)
     tests_alike = math.isclose(c1, c2, rel_tol=1e-9) and not any(math.isclose(c1, v, abs_tol=1e-9) for v in (0.0, 1.0))
-    if (fractions_alike and not (abs(f1 - p1) <= _Z * se1 and abs(f2 - p2) <= _Z * se2)) or \
+    training_right = abs(f1 - p1) <= _Z * se1 and abs(f2 - p2) <= _Z * se2
+    if tests_alike and training_right and not fractions_alike:
+        raise CheckFailed(f"at test time your function uses the same mixture {c1:.3g}·h_prev + {1 - c1:.3g}·h_new for "
+                          f"every p (here p = {p1} and p = {p2}), while training keeps h_prev with probability p: the "
+                          "test-time rule is the training mean p·h_prev + (1 − p)·h_new")
+    if (fractions_alike and not training_right) or \
             (tests_alike and not (math.isclose(c1, p1) and math.isclose(c2, p2))):
         raise CheckFailed(f"your function behaves the same for p = {p1} and p = {p2} (training keeps h_prev for "
                           f"{f1:.1%} and {f2:.1%} of the units, test {c1:.3g}·h_prev and {c2:.3g}·h_prev): the "
@@ -467,6 +520,12 @@ def _check_zoneout_test_time(fn, g: torch.Generator) -> str:
             raise CheckFailed(f"with p = {p} the training steps keep h_prev for {frac:.1%} of the units but the test "
                               f"output is {c:.4g}·h_prev + {1 - c:.4g}·h_new; the two must agree in expectation: "
                               f"{p}·h_prev + {1 - p:.2g}·h_new")
+    h_prev, h_new, p = cases[0]
+    out, grads = _gradients(fn, {"h_prev": h_prev, "h_new": h_new}, (p,), {"training": True}, what)
+    took_old = torch.isclose(out, h_prev, rtol=1e-9, atol=0).to(torch.float64)
+    if not (torch.equal(grads["h_prev"], took_old) and torch.equal(grads["h_new"], 1 - took_old)):
+        raise CheckFailed("the gradient of your output is not 1 for the state each unit copied and 0 for the other: "
+                          "select with torch.where (or mix with the 0/1 mask) so that both states stay in the graph")
     summary = "; ".join(f"p = {p}: {frac:.1%} kept in training, test {c:.2f}·h_prev + {1 - c:.2f}·h_new"
                         for p, c, frac, _ in coefficients)
     return summary
