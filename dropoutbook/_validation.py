@@ -10,7 +10,8 @@ import torch
 
 __all__ = [
     "check_probability", "check_float_tensor", "check_shape", "check_generator", "check_bool",
-    "check_positive_int", "check_int_in_range", "check_edge_index", "check_symmetric_edges", "check_real_sequence",
+    "check_positive_int", "check_int_in_range", "check_positive_int_sequence", "check_edge_index",
+    "check_symmetric_edges", "check_real_sequence",
 ]
 
 
@@ -107,6 +108,23 @@ def check_int_in_range(value, name: str, low: int, high: int | None = None, *, a
     return int(value)
 
 
+def check_positive_int_sequence(value, name: str) -> list[int]:
+    """Return ``value`` as a list of ints after checking it is a non-empty ordered sequence of positive ints.
+
+    A list, a tuple, or a 1-D numpy array / torch tensor of integers is accepted; strings, sets and
+    dicts (unordered, or not sequences) get a ``TypeError``; each entry is checked by
+    :func:`check_positive_int` under the name ``{name}[i]``.
+    """
+    if hasattr(value, "ndim") and hasattr(value, "tolist"):  # numpy array or torch tensor
+        if value.ndim != 1:
+            raise TypeError(f"{name} must be a non-empty sequence of positive ints, got an array of shape "
+                            f"{tuple(value.shape)}")
+        value = value.tolist()
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) == 0:
+        raise TypeError(f"{name} must be a non-empty sequence of positive ints (a list or tuple), got {value!r}")
+    return [check_positive_int(v, f"{name}[{i}]") for i, v in enumerate(value)]
+
+
 def check_edge_index(edge_index, name: str = "edge_index", *, num_nodes: int | None = None) -> torch.Tensor:
     """Check that ``edge_index`` is an integer tensor of shape ``(2, E)`` with node ids in ``[0, num_nodes)``.
 
@@ -133,8 +151,9 @@ def check_symmetric_edges(edge_index: torch.Tensor, name: str = "edge_index") ->
     if edge_index.shape[1] == 0:
         return
     n = int(edge_index.max()) + 1
-    forward = torch.sort(edge_index[0] * n + edge_index[1]).values
-    backward = torch.sort(edge_index[1] * n + edge_index[0]).values
+    row, col = edge_index.long()  # int64: row * n + col overflows int32 beyond 46,340 nodes
+    forward = torch.sort(row * n + col).values
+    backward = torch.sort(col * n + row).values
     if not torch.equal(forward, backward):
         bad = int((forward != backward).nonzero()[0])
         i, j = divmod(int(forward[bad]), n)

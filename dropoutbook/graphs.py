@@ -29,7 +29,9 @@ from ._validation import (
     check_edge_index,
     check_float_tensor,
     check_generator,
+    check_int_in_range,
     check_positive_int,
+    check_positive_int_sequence,
     check_probability,
     check_symmetric_edges,
 )
@@ -48,7 +50,9 @@ def drop_edge(edge_index: torch.Tensor, p: float = 0.5, *, force_undirected: boo
     .. math:: \tilde A_{ij} = m_{ij} A_{ij}, \qquad m_{ij} \sim \mathrm{Bernoulli}(1 - p),
 
     with a fresh mask on every call (Rong et al. :cite:`rong2020dropedge` draw one per epoch; a
-    call per training step is the common practice). The kept edges are *not* rescaled: a GCN
+    call per training step is the common practice). Rong et al. remove a random subset of a
+    *fixed size*, a fraction :math:`p` of the edges; the independent masks here are the convention
+    of PyTorch Geometric, whose number of kept edges is binomial. The kept edges are *not* rescaled: a GCN
     renormalizes the adjacency of the sampled graph (:func:`normalized_adjacency`). The degree
     of a node of degree :math:`d` then follows a binomial distribution
     :math:`\mathrm{Bin}(d, 1-p)`, and the self-loop weight of the renormalized adjacency has the
@@ -65,7 +69,9 @@ def drop_edge(edge_index: torch.Tensor, p: float = 0.5, *, force_undirected: boo
       with ``row < col``, and returns the kept edges in both directions: first the kept columns
       with ``row < col``, then the same edges flipped. ``edge_mask`` is then the tensor of the
       *column indices* (int64) of the returned edges' ``row < col`` originals, repeated twice;
-    * with ``training=False`` or ``p = 0`` every edge is kept.
+    * with ``training=False`` or ``p = 0`` every edge is kept, in the input's order, and
+      ``edge_mask`` is a boolean tensor of ``True`` -- also with ``force_undirected=True``, where
+      it is otherwise an index tensor.
 
     Differences, on purpose (each is tested): the returned ``edge_index`` is always a new tensor
     (PyTorch Geometric returns its input itself when nothing is dropped); with
@@ -281,13 +287,14 @@ def mean_pairwise_distance(x: torch.Tensor) -> torch.Tensor:
     .. math:: \frac{2}{N(N-1)} \sum_{i < j} \lVert x_i - x_j \rVert_2 .
 
     It falls to zero when all node representations collapse to one vector, the extreme form of
-    over-smoothing (the row-difference measure of Zhao and Akoglu :cite:`zhao2020pairnorm`).
+    over-smoothing (the row-difference measure of Zhao and Akoglu :cite:`zhao2020pairnorm`, here
+    averaged over the pairs of distinct nodes).
 
     Args:
         x: floating-point tensor of shape ``(N, F)`` with ``N >= 2``; never modified.
 
     Returns:
-        A 0-dimensional tensor.
+        A 0-dimensional tensor of the dtype of ``x`` (half precision is computed in float32).
 
     See chapter 12, "Dropout on graphs", section "Experiment".
 
@@ -298,6 +305,8 @@ def mean_pairwise_distance(x: torch.Tensor) -> torch.Tensor:
     check_float_tensor(x)
     if x.dim() != 2 or x.shape[0] < 2:
         raise ValueError(f"x must have shape (num_nodes, num_features) with num_nodes >= 2, got {tuple(x.shape)}")
+    if x.dtype in (torch.float16, torch.bfloat16):  # torch.pdist has no half-precision kernel on CPU
+        return torch.pdist(x.float()).mean().to(x.dtype)
     return torch.pdist(x).mean()
 
 
@@ -365,9 +374,10 @@ def stochastic_block_model(sizes, p_in: float, p_out: float, *, seed: int = 0) -
     the setting in which a GCN's averaging over neighbours helps.
 
     Args:
-        sizes: the number of nodes of each block, a sequence of positive ints.
+        sizes: the number of nodes of each block, an ordered sequence of positive ints (a list,
+            tuple or 1-D integer array).
         p_in, p_out: edge probabilities within and between blocks, in [0, 1].
-        seed: seed of the draw, an int.
+        seed: seed of the draw, an int >= 0 (numpy integers accepted).
 
     See chapter 12, "Dropout on graphs", section "Experiment".
 
@@ -376,13 +386,10 @@ def stochastic_block_model(sizes, p_in: float, p_out: float, *, seed: int = 0) -
         >>> g.num_nodes, g.labels.tolist()[8:12]
         (20, [0, 0, 1, 1])
     """
-    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or len(sizes) == 0:
-        raise TypeError(f"sizes must be a non-empty sequence of positive ints, got {sizes!r}")
-    sizes = [check_positive_int(s, f"sizes[{i}]") for i, s in enumerate(sizes)]
+    sizes = check_positive_int_sequence(sizes, "sizes")
     p_in = check_probability(p_in, "p_in")
     p_out = check_probability(p_out, "p_out")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    seed = check_int_in_range(seed, "seed", 0)
     nx = _networkx()
     k = len(sizes)
     probs = [[p_in if a == b else p_out for b in range(k)] for a in range(k)]

@@ -413,3 +413,64 @@ def test_simulated_drop_node_fraction_and_mean():
     dropped = (y[:, 0] == 0).double()
     check_agrees_and_rejects(estimate_mean(dropped), p, wrong={"drop with 1 - p": 1 - p})
     check_agrees_and_rejects(estimate_mean(y[:, 1]), 2.0, wrong={"no rescaling": 2.0 * (1 - p)})
+
+
+# --------------------------------------------------------------------------------------------
+# review of chapter 12: conventions at the edges of the domain, and bad input found by an outside user
+
+
+def test_drop_edge_mask_is_boolean_when_nothing_is_dropped_even_with_force_undirected():
+    """A convention shared with PyTorch Geometric, documented here: with p = 0 or training=False the
+    second output is a boolean mask of True over the input's columns (in their order), also with
+    force_undirected=True, where a positive p returns an int64 index tensor of the kept columns."""
+    edge_index = KARATE.edge_index
+    for kwargs in (dict(p=0.0), dict(p=0.4, training=False)):
+        ours, mask = drop_edge(edge_index, force_undirected=True, **kwargs)
+        theirs, mask_pyg = pyg_utils.dropout_edge(edge_index, force_undirected=True, **kwargs)
+        assert mask.dtype == mask_pyg.dtype == torch.bool and bool(mask.all()) and mask.shape == (156,)
+        assert torch.equal(ours, theirs) and torch.equal(ours, edge_index)
+    _, ids = drop_edge(edge_index, 1e-9, force_undirected=True, generator=gen(0))
+    assert ids.dtype == torch.int64 and ids.shape == (156,)
+
+
+def test_drop_edge_int32_edge_index_matches_torch_geometric():
+    small = KARATE.edge_index.to(torch.int32)
+    for force in (False, True):
+        torch.manual_seed(3)
+        theirs = pyg_utils.dropout_edge(small, 0.4, force_undirected=force)
+        torch.manual_seed(3)
+        ours = drop_edge(small, 0.4, force_undirected=force)
+        assert ours[0].dtype == theirs[0].dtype == torch.int32
+        assert torch.equal(ours[0], theirs[0]) and torch.equal(ours[1], theirs[1]) and ours[1].dtype == theirs[1].dtype
+
+
+def test_symmetry_check_names_the_right_edge_for_int32_ids_beyond_46340():
+    # row * n + col overflowed int32 for n > 46,340 and the message named nodes like -35897
+    one_way = torch.tensor([[0, 1, 50_000], [1, 0, 49_999]], dtype=torch.int32)
+    with pytest.raises(ValueError, match=r"for example 50000 -> 49999 has no matching 49999 -> 50000$"):
+        drop_edge(one_way, 0.3, force_undirected=True)
+    both = torch.tensor([[0, 1, 50_000, 49_999], [1, 0, 49_999, 50_000]], dtype=torch.int32)
+    assert drop_edge(both, 0.3, force_undirected=True, generator=gen(0))[0].dtype == torch.int32
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_mean_pairwise_distance_in_half_precision(dtype):
+    # was NotImplementedError: "pdist" not implemented for 'Half'
+    x = torch.tensor([[0.0, 0.0], [3.0, 4.0], [0.0, 0.0]], dtype=dtype)
+    out = mean_pairwise_distance(x)
+    assert out.dtype == dtype and float(out) == pytest.approx(10 / 3, rel=1e-2)
+
+
+def test_block_model_accepts_numpy_integers_and_refuses_unordered_sizes():
+    ref = stochastic_block_model([3, 4], 0.5, 0.1, seed=2)
+    for sizes, seed in [(np.array([3, 4]), 2), ((np.int64(3), 4), np.int64(2)), (torch.tensor([3, 4]), 2)]:
+        g = stochastic_block_model(sizes, 0.5, 0.1, seed=seed)
+        assert torch.equal(g.edge_index, ref.edge_index) and torch.equal(g.labels, ref.labels)
+    # a set or a dict has no order of blocks (the labels would follow the iteration order): refused
+    for sizes in ({3, 4}, {3: 1, 4: 1}, np.ones((2, 2), dtype=int), []):
+        with pytest.raises(TypeError, match=r"^sizes must be a non-empty sequence of positive ints"):
+            stochastic_block_model(sizes, 0.5, 0.1)
+    with pytest.raises(ValueError, match=r"^seed must be an int >= 0, got -1"):
+        stochastic_block_model([3, 3], 0.5, 0.1, seed=-1)
+    with pytest.raises(TypeError, match=r"^seed must be an int >= 0"):
+        stochastic_block_model([3, 3], 0.5, 0.1, seed=1.0)
