@@ -334,3 +334,164 @@ p, d = 0.6, 16
 ])
 def test_prediction_typical_mistakes(fn, hints):
     assert_fails(check_self_weight_prediction, fn, *hints)
+
+
+# --------------------------------------------------------------------------------------------
+# review of chapter 12: wrong answers that passed (or got a misleading hint) before, and more correct ones
+
+def _rows(x):
+    return (x.shape[0],) + (1,) * (x.dim() - 1)
+
+
+def drop_node_fixed_count(x, p, training=True):  # a random subset of round(pN) nodes: passed before
+    if not training:
+        return x.clone()
+    mask = torch.ones(_rows(x), dtype=x.dtype)
+    mask[torch.randperm(x.shape[0])[:round(p * x.shape[0])]] = 0
+    return x * mask / (1 - p)
+
+
+def drop_node_float32(x, p, training=True):  # "kept nodes are scaled by different factors" before
+    return (x * (torch.rand(_rows(x)) >= p) / (1 - p)).float() if training else x.clone()
+
+
+def drop_node_by_one_over_p(x, p, training=True):
+    return x * (torch.rand(_rows(x)) >= p) / p if training else x.clone()
+
+
+_GLOBAL = {}
+
+
+def drop_node_global_mask(x, p, training=True):  # one mask per shape, drawn once and reused
+    if not training:
+        return x.clone()
+    if x.shape not in _GLOBAL:
+        _GLOBAL[x.shape] = torch.rand(_rows(x)) >= p
+    return x * _GLOBAL[x.shape] / (1 - p)
+
+
+def drop_node_masked_fill(x, p, training=True):  # correct: torch.bernoulli and masked_fill
+    if not training:
+        return x.clone()
+    drop = torch.bernoulli(torch.full((x.shape[0],), p)).bool()
+    return (x / (1 - p)).masked_fill(drop.view(_rows(x)), 0.0)
+
+
+def drop_node_index_assign(x, p, training=True):  # correct: rows of a scaled copy set to zero
+    if not training:
+        return x
+    y = x / (1 - p)
+    y[torch.rand(x.shape[0]) < p] = 0
+    return y
+
+
+def test_drop_node_review_correct_variants_pass(capsys):
+    assert_passes(capsys, check_drop_node, drop_node_masked_fill)
+    assert_passes(capsys, check_drop_node, drop_node_index_assign)
+
+
+@pytest.mark.parametrize("fn, hints", [
+    (drop_node_fixed_count, ["you drop a fixed number of nodes", "Bin(N, p)"]),
+    (drop_node_float32, ["returned dtype torch.float32 for an input of dtype torch.float64"]),
+    (drop_node_by_one_over_p, ["kept rows are divided by p"]),
+    (drop_node_global_mask, ["two calls dropped exactly the same nodes"]),
+])
+def test_drop_node_review_mistakes(fn, hints):
+    assert_fails(check_drop_node, fn, *hints)
+
+
+def drop_edge_fixed_count(edge_index, p):  # Rong et al.'s fixed-size subset: passed before
+    n_edges = edge_index.shape[1]
+    mask = torch.zeros(n_edges, dtype=torch.bool)
+    mask[torch.randperm(n_edges)[:round((1 - p) * n_edges)]] = True
+    return edge_index[:, mask], mask
+
+
+def drop_edge_float_ids(edge_index, p):  # kept_edge_index as float: passed before
+    mask = torch.rand(edge_index.shape[1]) >= p
+    return edge_index[:, mask].float(), mask
+
+
+def drop_edge_float_mask(edge_index, p):
+    mask = torch.rand(edge_index.shape[1]) >= p
+    return edge_index[:, mask], mask.float()
+
+
+def drop_edge_input_itself(edge_index, p):
+    return edge_index, torch.rand(edge_index.shape[1]) >= p
+
+
+def drop_edge_index_select(edge_index, p):  # correct: torch.where and index_select
+    mask = torch.where(torch.rand(edge_index.shape[1]) < p, False, True)
+    return edge_index.index_select(1, mask.nonzero().flatten()), mask
+
+
+def drop_edge_reseeded_numpy(edge_index, p):  # numpy's generator, re-seeded on every call
+    import numpy as np
+
+    mask = torch.from_numpy(np.random.default_rng(7).random(edge_index.shape[1]) >= p)
+    return edge_index[:, mask], mask
+
+
+def test_drop_edge_review_correct_variant_passes(capsys):
+    assert_passes(capsys, check_drop_edge, drop_edge_index_select)
+
+
+@pytest.mark.parametrize("fn, hints", [
+    (drop_edge_fixed_count, ["you keep a random subset of fixed size", "Bin(E, 1 - p)"]),
+    (drop_edge_float_ids, ["kept_edge_index has dtype torch.float32", "integer dtype"]),
+    (drop_edge_float_mask, ["edge_mask should be a boolean tensor", "got torch.float32"]),
+    (drop_edge_input_itself, ["kept_edge_index should be edge_index[:, edge_mask]"]),
+    (drop_edge_reseeded_numpy, ["every call returned the same mask"]),
+])
+def test_drop_edge_review_mistakes(fn, hints):
+    assert_fails(check_drop_edge, fn, *hints)
+
+
+def irrelevant_call_then_typed(d, keep, expectation):  # passed before: a call on E[K], the answer typed in keep
+    masks = sp.symbols(f"m1:{d + 1}")
+    expectation(sum(masks), {m: derivations.Bernoulli(keep) for m in masks})
+    return (1 - (1 - keep) ** (d + 1)) / ((d + 1) * keep)
+
+
+def typed_then_mixed(d, keep, expectation):  # a derived value mixed with one typed in keep
+    masks = sp.symbols(f"m1:{d + 1}")
+    derived = expectation(1 / (1 + sum(masks)), {m: derivations.Bernoulli(keep) for m in masks})
+    typed_in = (1 - (1 - keep) ** (d + 1)) / ((d + 1) * keep)
+    return (derived + typed_in) / 2
+
+
+def one_minus_neighbours(d, keep, expectation):  # correct: 1 - E[K/(1+K)]
+    masks = sp.symbols(f"m1:{d + 1}")
+    return sp.simplify(1 - expectation(sum(masks) / (1 + sum(masks)), {m: derivations.Bernoulli(keep) for m in masks}))
+
+
+def own_symbol_then_substituted(d, keep, expectation):  # correct: derived in a symbol of its own, then keep put in
+    k = sp.Symbol("k")
+    masks = sp.symbols(f"x0:{d}")
+    return expectation(1 / (1 + sum(masks)), {m: derivations.Bernoulli(k) for m in masks}).subs(k, keep)
+
+
+def test_derivation_review_correct_variants_pass(capsys):
+    assert_passes(capsys, check_self_weight_derivation, one_minus_neighbours)
+    assert_passes(capsys, check_self_weight_derivation, own_symbol_then_substituted)
+
+
+@pytest.mark.parametrize("fn, hints", [
+    (irrelevant_call_then_typed, ["does not come from the expectation you computed", "typed in"]),
+    (typed_then_mixed, ["does not follow from the expectations you computed"]),
+])
+def test_derivation_review_mistakes(fn, hints):
+    assert_fails(check_self_weight_derivation, fn, *hints)
+
+
+def test_prediction_review_answers(capsys):
+    assert_passes(capsys, check_self_weight_prediction, with_(leaf=sp.Rational(4, 5)))  # a sympy number is real
+    for answer, hints in [
+        (with_(hub=(1 - p**d) / ((d + 1) * (1 - p))), ["hub = ", "exponent is off by one"]),
+        (with_(hub=(1 - p ** (d + 1)) / (d * (1 - p))), ["hub = ", "denominator is off by one"]),
+        (with_(leaf=float("nan")), ["leaf = nan is not right"]),
+        (with_(leaf=None), ["leaf should be a number, got NoneType"]),
+        (with_(hub=True), ["hub should be a number, got bool"]),
+    ]:
+        assert_fails(check_self_weight_prediction, answer, *hints)

@@ -54,11 +54,11 @@ def check_drop_node(fn) -> None:
     """Check an implementation ``fn(x, p, training=True)`` of DropNode (chapter 12 exercises).
 
     ``x`` holds one row per node, of shape ``(N, F)`` or ``(N, F, T)``. Checked, for several shapes
-    and several drop probabilities drawn per call (never only 0.5): output type and shape; ``x``
-    not modified; a node's whole row (all its entries) dropped or kept together; rows drawn
-    independently (not one draw for the whole tensor, not a mask over the features); survivors
-    scaled by exactly 1/(1-p); the fraction of dropped rows is p within 5 standard errors; a new
-    draw on every call; the identity with ``training=False`` and with ``p = 0``.
+    and several drop probabilities drawn per call (never only 0.5): output type, shape and dtype;
+    ``x`` not modified; a node's whole row (all its entries) dropped or kept together; rows drawn
+    independently (not one draw for the whole tensor, not a mask over the features, not a subset
+    of fixed size); survivors scaled by exactly 1/(1-p); the fraction of dropped rows is p within 5
+    standard errors; a new draw on every call; the identity with ``training=False`` and with ``p = 0``.
     """
     with torch.random.fork_rng(devices=[]):  # reproducible messages; the caller's RNG state is restored
         torch.manual_seed(12)
@@ -70,12 +70,20 @@ def check_drop_node(fn) -> None:
     passed("; ".join(shown) + "; kept rows times 1/(1-p)")
 
 
+def _node_output(fn, x: torch.Tensor, p: float, training: bool, what: str) -> torch.Tensor:
+    out = call_student(fn, x, p, training=training, what=what)
+    if isinstance(out, torch.Tensor) and out.is_floating_point() and out.dtype != x.dtype:
+        raise CheckFailed(f"{what} returned dtype {out.dtype} for an input of dtype {x.dtype}: keep the dtype of x "
+                          "(multiply by a boolean or same-dtype mask instead of converting)")
+    return _as_output(out, x, what)
+
+
 def _check_drop_node(fn, shape, p: float, g: torch.Generator) -> str:
     what = "your drop_node"
     n = shape[0]
     x = torch.rand(shape, generator=g, dtype=torch.float64) + 0.5  # never zero
     before = x.clone()
-    out = _as_output(call_student(fn, x, p, training=True, what=what), x, what)
+    out = _node_output(fn, x, p, True, what)
     if not torch.equal(x, before):
         raise CheckFailed("your function changed its input x in place; return a new tensor instead")
     kept = (out != 0).flatten(1)
@@ -104,14 +112,22 @@ def _check_drop_node(fn, shape, p: float, g: torch.Generator) -> str:
     _fraction_check(dropped, p, n, f"nodes are dropped with p = {p:.3f}",
                     f"{dropped:.1%} of the nodes are dropped with p = {p:.3f}: you drop with the keep probability "
                     "1 - p. In the book's convention p is the drop probability")
-    again = _as_output(call_student(fn, x, p, training=True, what=what), x, what)
+    again = _node_output(fn, x, p, True, what)
     if torch.equal((again != 0).flatten(1)[:, 0], row_pattern):
         raise CheckFailed("two calls dropped exactly the same nodes: draw new random numbers on every call")
-    evaluated = _as_output(call_student(fn, x, p, training=False, what=what), x, what)
+    # independent nodes: the number of dropped rows is Bin(n, p), sd ~ 30 here; five equal counts mean a fixed number
+    counts = {int((~row_kept).sum()), int((again.flatten(1)[:, 0] == 0).sum())}
+    for _ in range(3):
+        counts.add(int((_node_output(fn, x, p, True, what).flatten(1)[:, 0] == 0).sum()))
+    if len(counts) == 1:
+        raise CheckFailed(f"five calls all dropped exactly {counts.pop()} of the {n} nodes: you drop a fixed number of "
+                          "nodes (a random subset of fixed size). DropNode draws every node on its own, so the number "
+                          f"of dropped nodes varies from call to call, Bin(N, p)")
+    evaluated = _node_output(fn, x, p, False, what)
     if not torch.allclose(evaluated, x, rtol=1e-6, atol=0):
         raise CheckFailed("with training=False the output should equal the input: the factor 1/(1-p) was applied in "
                           f"training; yours is {(evaluated / x).mean().item():.4g}·x on average")
-    zero = _as_output(call_student(fn, x, 0.0, training=True, what=what), x, what)
+    zero = _node_output(fn, x, 0.0, True, what)
     if not torch.allclose(zero, x, rtol=1e-6, atol=0):
         raise CheckFailed("with p = 0 nothing is dropped, so the output should equal the input")
     return f"{dropped:.1%} of {n} nodes dropped (p = {p:.3f}, shape {tuple(shape)})"
@@ -133,9 +149,10 @@ def check_drop_edge(fn) -> None:
     With the conventions of ``torch_geometric.utils.dropout_edge``: ``edge_mask`` is a boolean
     tensor with one entry per column of ``edge_index`` (``True`` = kept) and ``kept_edge_index`` is
     ``edge_index[:, edge_mask]``. Checked on two graphs with drop probabilities drawn per call:
-    the input is not modified; every column is kept with probability 1 - p (5 standard errors);
-    the two directions of an edge are drawn independently (each pair is kept whole with probability
-    (1 - p)²); a new mask on every call.
+    the input is not modified; ``kept_edge_index`` keeps the integer dtype; every column is kept
+    with probability 1 - p (5 standard errors), on its own (the number kept varies from call to call,
+    unlike a subset of fixed size); the two directions of an edge are drawn independently (each pair
+    is kept whole with probability (1 - p)²); a new mask on every call.
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(13)
@@ -166,6 +183,9 @@ def _check_drop_edge(fn, name: str, edge_index: torch.Tensor, p: float) -> str:
                               f"got {tuple(mask.shape)}")
         if not isinstance(kept, torch.Tensor) or kept.dim() != 2 or kept.shape[0] != 2:
             raise CheckFailed("kept_edge_index should be a tensor of shape (2, E'), the kept columns of edge_index")
+        if kept.dtype != edge_index.dtype:
+            raise CheckFailed(f"kept_edge_index has dtype {kept.dtype}; it should keep the integer dtype of edge_index "
+                              f"({edge_index.dtype}): node ids are indices, and a GCN layer refuses float ones")
         if kept.shape[1] == int((~mask).sum()) and torch.equal(kept, edge_index[:, ~mask]) and bool((~mask).any()):
             raise CheckFailed("you returned the DROPPED edges: kept_edge_index is edge_index[:, edge_mask], the columns "
                               "whose mask is True")
@@ -179,6 +199,11 @@ def _check_drop_edge(fn, name: str, edge_index: torch.Tensor, p: float) -> str:
     m = torch.stack(masks).double()
     if torch.equal(m[0], m[1]) and torch.equal(m[1], m[2]):
         raise CheckFailed("every call returned the same mask: draw new random numbers on every call")
+    counts = m.sum(1)
+    if bool((counts == counts[0]).all()):
+        raise CheckFailed(f"all {draws} calls kept exactly {int(counts[0])} of the {edge_index.shape[1]} edges of {name}: "
+                          "you keep a random subset of fixed size (as Rong et al.'s sampler does). Here every column "
+                          "is kept on its own with probability 1 - p, so the number kept varies, Bin(E, 1 - p)")
     kept_fraction = m.mean().item()
     n = m.numel()
     _fraction_check(kept_fraction, 1 - p, n, f"edges of {name} are kept with p = {p:.3f}",
@@ -237,7 +262,9 @@ def check_self_weight_derivation(fn) -> None:
     ``expectation`` it is given (the library's, wrapped so that the checker sees the calls). It is
     called for several ``d`` and with ``keep`` = :math:`1 - p` and = a fresh symbol :math:`q`: an
     answer typed in (no call, or written in ``p`` when ``keep = q``) is refused, and so is a shortcut
-    that averages over fewer than ``d`` masks. The truth is
+    that averages over fewer than ``d`` masks. Finally ``fn`` runs once more with an expectation
+    that halves the keep probability of every mask: a derived answer follows (it becomes the truth
+    at ``q/2``), a formula typed in beside an irrelevant call does not. The truth is
     :func:`~dropoutbook.derivations.self_weight_by_enumeration`.
     """
     what = "your derivation"
@@ -283,7 +310,33 @@ def check_self_weight_derivation(fn) -> None:
         value, expected = (float(e.subs(symbol, sp.Rational(1, 4))) for e in (got, truth))
         raise CheckFailed(f"for d = {d}, keep = {sp.sstr(keep)} your answer is {value:.4g} at {symbol} = 1/4; it should "
                           f"be {expected:.4g} there")
+    _check_follows_from_expectations(fn, q, what)
     passed(f"for d = 3, keep = q: E[1/(1+K)] = {shown}")
+
+
+def _check_follows_from_expectations(fn, q: sp.Symbol, what: str) -> None:
+    """Run ``fn(3, q, ...)`` with an expectation that halves the keep probability of every Bernoulli mask.
+
+    A derived answer follows the change (it becomes the truth at ``q/2``); an answer typed in
+    beside a call on something else does not.
+    """
+    def halved(expr, distributions, **kwargs):
+        changed = {s: derivations.Bernoulli(dist.keep / 2) if isinstance(dist, derivations.Bernoulli) else dist
+                   for s, dist in distributions.items()}
+        return derivations.expectation(expr, changed, **kwargs)
+
+    answer = _student_symbols(call_student(fn, 3, q, halved, what=what), {"q": q}, "your answer")
+    truth = derivations.self_weight_by_enumeration(3)[0].subs(derivations.drop_rate, 1 - q)
+    points = [0.2, 0.55, 0.85]
+    if _same(answer, truth.subs(q, q / 2), q, points):
+        return
+    if _same(answer, truth, q, points):
+        raise CheckFailed("your answer does not come from the expectation you computed: when the checker's expectation "
+                          "is changed (every mask kept with half the probability), your answer stays the same. It was "
+                          "typed in beside a call on something else; return the expectation of 1/(1 + m_1 + ... + m_d)")
+    raise CheckFailed("your answer does not follow from the expectations you computed: with every mask kept with half "
+                      "the probability, it should become E[1/(1+K)] at keep/2. Build it from the expectation's result, "
+                      "not from keep directly")
 
 
 def _same(a: sp.Expr, b: sp.Expr, symbol: sp.Symbol, points) -> bool:
@@ -335,6 +388,10 @@ def check_self_weight_prediction(fn) -> None:
                          f"{1 - p:.2g}, so K ~ Bin(d, {1 - p:.2g})"),
             (1 / (1 + p * d), "that is a plug-in value with p read as the keep probability; and E[1/(1+K)] is not "
                               "the plug-in value anyway: use (1 - p^(d+1))/((d+1)(1-p))"),
+            ((1 - p ** d) / ((d + 1) * (1 - p)), "the exponent is off by one: the sum over k = 0, ..., d of "
+                                                 "Bin(d, 1-p) gives 1 - p^(d+1) in the numerator"),
+            ((1 - p ** (d + 1)) / (d * (1 - p)), "the denominator is off by one: the self-loop makes it (d+1)(1-p), "
+                                                 "not d(1-p)"),
         ]
     mistakes["hub_factor"] = [
         (1 / (1 - p), "1/(1-p) is the limit for very large degrees; for d = 16 the factor is 1 + p + ... + p^16"),
