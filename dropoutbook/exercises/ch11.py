@@ -272,7 +272,8 @@ def check_gain_moments(fn) -> None:
     expressions of the keep probability ``keep`` it is given. It is called for several ``k`` and
     with ``keep`` = :math:`1 - p` and = a fresh symbol :math:`q`, and must compute with the
     ``expectation`` it receives (the library's): an answer typed in, that does not follow the
-    ``keep`` passed or makes no call, is refused. The truth is
+    ``keep`` passed, makes no call, or has an entry into which none of the calls' results enters
+    (one irrelevant call and the rest typed), is refused. The truth is
     :func:`~dropoutbook.derivations.signal_survival`.
     """
     what = "your derivation"
