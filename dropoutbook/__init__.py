@@ -36,6 +36,10 @@ from . import attention  # chapter 9
 from .attention import *  # noqa: F403
 from . import variational  # chapter 10
 from .variational import *  # noqa: F403
+from . import recurrent  # chapter 11
+from .recurrent import *  # noqa: F403
+from . import graphs  # chapter 12
+from .graphs import *  # noqa: F403
 
 __version__ = "0.1.0"
 
@@ -52,4 +56,6 @@ __all__ = [
     *stochastic_depth.__all__,
     *attention.__all__,
     *variational.__all__,
+    *recurrent.__all__,
+    *graphs.__all__,
 ]

@@ -119,7 +119,7 @@ def evaluate_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 def train_classifier(model: nn.Module, data: Split, *, epochs: int = 100, lr: float = 1e-3,
                      batch_size: int = 64, weight_decay: float = 0.0, seed: int = 0,
-                     record_every: int = 1, progress: bool = False) -> History:
+                     record_every: int = 1, progress: bool = False, on_epoch=None) -> History:
     """Train ``model`` with Adam and cross-entropy on ``data``; record loss and accuracies after every epoch.
 
     Mini-batches are drawn with a generator seeded by ``seed``; the model's own randomness
@@ -136,12 +136,17 @@ def train_classifier(model: nn.Module, data: Split, *, epochs: int = 100, lr: fl
         record_every: evaluate and record every ``record_every`` epochs and after the last one
             (``record_every=epochs`` records the final epoch only, which saves the evaluations).
         progress: print one line every 10% of the epochs.
+        on_epoch: optional callable, called as ``on_epoch(epoch, model)`` (epochs counted from 1)
+            after each recorded epoch; e.g. to keep a copy of the weights at every epoch, so that
+            the epoch chosen on a validation split can be evaluated afterwards (chapter 11).
     """
     for name, value in (("epochs", epochs), ("batch_size", batch_size), ("record_every", record_every)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     if len(data.y_train) == 0:
         raise ValueError("data has an empty training set")
+    if on_epoch is not None and not callable(on_epoch):
+        raise TypeError(f"on_epoch must be callable or None, got {type(on_epoch).__name__}")
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     loss_fn = nn.CrossEntropyLoss()
     g = torch.Generator().manual_seed(seed)
@@ -164,6 +169,8 @@ def train_classifier(model: nn.Module, data: Split, *, epochs: int = 100, lr: fl
         history.test_loss.append(evaluate_loss(model, data.x_test, data.y_test))
         history.train_accuracy.append(accuracy(model, data.x_train, data.y_train))
         history.test_accuracy.append(accuracy(model, data.x_test, data.y_test))
+        if on_epoch is not None:
+            on_epoch(epoch + 1, model)
         if progress and (epoch + 1) % max(1, epochs // 10) == 0:
             print(f"epoch {epoch + 1}/{epochs}: loss {history.loss[-1]:.3f}, "
                   f"train {history.train_accuracy[-1]:.3f}, test {history.test_accuracy[-1]:.3f}")

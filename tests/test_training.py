@@ -50,3 +50,31 @@ def test_record_every_keeps_the_training_and_records_fewer_epochs():
     assert last.loss == every.loss[-1:] and last.train_accuracy == every.train_accuracy[-1:]
     with pytest.raises(ValueError, match="record_every"):
         train_classifier(mlp([64, 10]).double(), data, epochs=2, record_every=0)
+
+
+def test_on_epoch_is_called_after_each_recorded_epoch_with_the_epoch_and_the_trained_model():
+    import torch
+
+    from dropoutbook.data import load_digits_split
+    from dropoutbook.training import accuracy, mlp, train_classifier
+
+    data = load_digits_split(n_train=100, seed=0)
+    for record_every, expected in ((1, [1, 2, 3, 4]), (3, [3, 4])):
+        torch.manual_seed(0)
+        model = mlp([64, 16, 10], dropout=0.3).double()
+        calls = []
+
+        def keep(epoch, net):
+            calls.append((epoch, net, {k: v.clone() for k, v in net.state_dict().items()},
+                          accuracy(net, data.x_test, data.y_test)))
+
+        history = train_classifier(model, data, epochs=4, seed=1, record_every=record_every, on_epoch=keep)
+        assert [epoch for epoch, *_ in calls] == expected  # counted from 1, once per recorded epoch
+        assert all(net is model for _, net, _, _ in calls)
+        # called after the epoch was trained and recorded: the weights it sees give the recorded accuracy
+        assert [acc for *_, acc in calls] == history.test_accuracy
+        states = [state for _, _, state, _ in calls]
+        assert all(not torch.equal(a["0.weight"], b["0.weight"]) for a, b in zip(states, states[1:]))
+        assert all(torch.equal(states[-1][k], v) for k, v in model.state_dict().items())
+    with pytest.raises(TypeError, match="on_epoch must be callable"):
+        train_classifier(mlp([64, 10]).double(), data, epochs=1, on_epoch="print")

@@ -32,6 +32,10 @@ from . import ch09
 from .ch09 import *  # noqa: F403
 from . import ch10
 from .ch10 import *  # noqa: F403
+from . import ch11
+from .ch11 import *  # noqa: F403
+from . import ch12
+from .ch12 import *  # noqa: F403
 
 __all__ = [
     "CheckFailed", "call_student", "passed", "make_student_copy",
@@ -46,4 +50,6 @@ __all__ = [
     *ch08.__all__,
     *ch09.__all__,
     *ch10.__all__,
+    *ch11.__all__,
+    *ch12.__all__,
 ]
