@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ._validation import check_real
+
 __all__ = ["Estimate", "estimate_mean", "estimate_variance", "z_score", "agrees"]
 
 
@@ -97,9 +99,7 @@ def z_score(estimate: Estimate, exact: float) -> float:
     """
     if not isinstance(estimate, Estimate):
         raise TypeError(f"estimate must be an Estimate, got {type(estimate).__name__}")
-    exact = float(exact)
-    if math.isnan(exact):
-        raise ValueError("exact must be a number, got nan")
+    exact = check_real(exact, "exact", finite=False)
     diff = estimate.value - exact
     if estimate.stderr == 0:
         return 0.0 if diff == 0 else math.copysign(math.inf, diff)
@@ -111,6 +111,5 @@ def agrees(estimate: Estimate, exact: float, *, z: float = 5.0) -> bool:
 
     See chapter 1, section "Check".
     """
-    if not z > 0:
-        raise ValueError(f"z must be positive, got {z}")
+    z = check_real(z, "z", positive=True)
     return abs(z_score(estimate, exact)) <= z

@@ -259,8 +259,8 @@ def test_mc_predict_matches_a_plain_loop_in_distribution(chunk_size):
 
 @pytest.mark.parametrize("kwargs, error, match", [
     (dict(T=1), ValueError, "T must be an int >= 2"),
-    (dict(T=2.5), ValueError, "T must be"),
-    (dict(T=True), ValueError, "T must be"),
+    (dict(T=2.5), TypeError, "T must be an int >= 2, got float 2.5"),
+    (dict(T=True), TypeError, "T must be an int >= 2, got bool True"),
     (dict(T=5, chunk_size=0), ValueError, "chunk_size"),
     (dict(T=5, generator=3), TypeError, "generator"),
     (dict(T=5, return_samples=1), TypeError, "return_samples"),
