@@ -21,7 +21,7 @@ import torch
 __all__ = [
     "check_probability", "check_int", "check_seed", "check_real", "check_bool", "check_choice", "check_module",
     "check_float_dtype", "check_float_tensor", "check_same_dtype", "check_real_or_float_tensor",
-    "check_shape", "check_generator", "as_tensor", "as_float_tensor", "like_input",
+    "check_shape", "check_device", "check_generator", "as_tensor", "as_float_tensor", "like_input",
 ]
 
 _FLOATING = "a floating dtype (float16, bfloat16, float32 or float64)"
@@ -221,6 +221,19 @@ def check_shape(shape, name: str = "shape") -> tuple[int, ...]:
     if not isinstance(shape, Sequence) or isinstance(shape, (str, bytes)):
         raise TypeError(f"{name} must be an int or a sequence of ints, got {type(shape).__name__}")
     return tuple(check_int(s, f"{name}[{i}]", minimum=0) for i, s in enumerate(shape))
+
+
+def check_device(device, name: str = "device") -> torch.device | None:
+    """``None``, a ``torch.device``, or a device string or index (``"cpu"``, ``"cuda:0"``) as a ``torch.device``."""
+    if device is None or isinstance(device, torch.device):
+        return device
+    if isinstance(device, (str, int)) and not isinstance(device, bool):
+        try:
+            return torch.device(device)
+        except (RuntimeError, ValueError) as exc:
+            raise ValueError(f"{name} must be a torch.device, a device string such as 'cpu', or None, "
+                             f"got {device!r}") from exc
+    raise TypeError(f"{name} must be a torch.device, a device string such as 'cpu', or None, got {_describe(device)}")
 
 
 def check_generator(generator, name: str = "generator") -> torch.Generator | None:

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._validation import (check_bool, check_float_dtype, check_float_tensor, check_generator, check_int,
+from ._validation import (check_bool, check_device, check_float_dtype, check_float_tensor, check_generator, check_int,
                           check_probability, check_shape)
 from .masks import _apply_mask, _dropped_entirely
 
@@ -267,6 +267,7 @@ def dropblock_mask(shape, gamma: float, block_size: int, *, generator: torch.Gen
     gamma = _check_gamma(gamma)
     block_size = _check_block_size(block_size)
     check_generator(generator)
+    device = check_device(device)
     check_float_dtype(dtype)
     if math.prod(shape) == 0:
         return torch.ones(shape, device=device, dtype=dtype)

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ._validation import (as_float_tensor, as_tensor, check_float_dtype, check_float_tensor, check_int, check_module,
+from ._validation import (as_float_tensor, as_tensor, check_device, check_float_dtype, check_float_tensor, check_int, check_module,
                           check_probability, like_input)
 from .masks import InvertedDropout, StandardDropout
 
@@ -65,6 +65,7 @@ def enumerate_masks(n_units: int, *, dtype: torch.dtype = torch.float64, device=
     """
     n = check_int(n_units, "n_units", minimum=0, maximum=MAX_ENUMERATED_UNITS)
     check_float_dtype(dtype, allow_bool=True)
+    device = check_device(device)
     codes = torch.arange(2**n, device=device)
     bits = torch.arange(n - 1, -1, -1, device=device)
     masks = (codes[:, None] >> bits[None, :]) & 1
@@ -114,6 +115,7 @@ def subnetwork_average(fn: Callable[[torch.Tensor], torch.Tensor], n_units: int,
     p = check_probability(p)
     chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
     check_float_dtype(dtype)
+    device = check_device(device)
     masks = enumerate_masks(n, dtype=dtype, device=device)
     total = None
     for start in range(0, masks.shape[0], chunk_size):

@@ -315,8 +315,8 @@ def _dropout_kind(module: nn.Module) -> str | None:
     if isinstance(module, (InvertedDropout, nn.Dropout)):
         return "inverted"
     if isinstance(module, nn.modules.dropout._DropoutNd):
-        raise TypeError(f"layerwise_jensen_gap handles element-wise dropout (nn.Dropout, InvertedDropout, "
-                        f"StandardDropout) only, got {type(module).__name__}")
+        raise TypeError(f"model must use element-wise dropout only (nn.Dropout, InvertedDropout, "
+                        f"StandardDropout), got {type(module).__name__}")
     return None
 
 

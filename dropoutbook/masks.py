@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._validation import (check_bool, check_float_dtype, check_float_tensor, check_generator, check_probability,
+from ._validation import (check_bool, check_device, check_float_dtype, check_float_tensor, check_generator, check_probability,
                           check_shape)
 
 __all__ = ["bernoulli_mask", "inverted_dropout", "standard_dropout", "InvertedDropout", "StandardDropout"]
@@ -72,6 +72,7 @@ def bernoulli_mask(shape, keep_prob: float, *, generator: torch.Generator | None
     shape = check_shape(shape)
     q = check_probability(keep_prob, "keep_prob")
     check_generator(generator)
+    device = check_device(device)
     check_float_dtype(dtype, allow_bool=True)
     u = torch.rand(shape, generator=generator, device=device, dtype=torch.float64 if dtype == torch.float64 else torch.float32)
     mask = u < q

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._validation import check_real
+from ._validation import check_int, check_real
 
 __all__ = ["Estimate", "estimate_mean", "estimate_variance", "z_score", "agrees"]
 
@@ -36,15 +36,22 @@ class Estimate:
     stderr: float
     n: int
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "value", check_real(self.value, "value"))
+        object.__setattr__(self, "stderr", check_real(self.stderr, "stderr", minimum=0))
+        object.__setattr__(self, "n", check_int(self.n, "n", minimum=1))
+
     def __str__(self) -> str:
         return f"{self.value:#.4g} ± {self.stderr:.2g}"
 
 
 def _as_float64_array(samples, name: str = "samples") -> np.ndarray:
     if isinstance(samples, torch.Tensor):
+        if samples.is_complex():
+            raise TypeError(f"{name} must be real numbers, got a tensor of dtype {samples.dtype}")
         samples = samples.detach().to("cpu", torch.float64).numpy()
     arr = np.asarray(samples)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+    if arr.dtype == object or np.iscomplexobj(arr) or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise TypeError(f"{name} must be numeric (a tensor, array or sequence of numbers), got dtype {arr.dtype}")
     arr = arr.astype(np.float64).ravel()
     if arr.size < 2:

@@ -247,9 +247,10 @@ def mc_predict(model: nn.Module, x: torch.Tensor, T: int, *, chunk_size: int | N
                     out = model(rows)
                 except RuntimeError as exc:
                     if x.is_floating_point():
-                        raise
-                    raise TypeError(f"the model failed on x of dtype {x.dtype} ({exc}); pass x with a floating "
-                                    "dtype, or integer token ids only to a model that embeds them") from exc
+                        raise ValueError(f"x must fit the model: on x of shape {tuple(x.shape)} (its {n} copies "
+                                         f"stacked to {tuple(rows.shape)}) the model raised: {exc}") from exc
+                    raise TypeError(f"x must have a floating dtype, or hold token ids for a model that embeds "
+                                    f"them; the model failed on x of dtype {x.dtype} ({exc})") from exc
                 if not isinstance(out, torch.Tensor) or out.dim() < 1 or out.shape[0] != n * batch:
                     got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
                     raise ValueError(

@@ -190,7 +190,8 @@ def local_reparameterization(x: torch.Tensor, weight: torch.Tensor, weight_varia
     if x.dim() != 2:
         raise ValueError(f"x must have shape (batch, in_features), got {tuple(x.shape)}")
     if weight.dim() != 2 or weight.shape[1] != x.shape[1]:
-        raise ValueError(f"weight must have shape (out_features, {x.shape[1]}), got {tuple(weight.shape)}")
+        raise ValueError(f"weight must have shape (out_features, {x.shape[1]}) to match x of shape "
+                         f"{tuple(x.shape)}, got {tuple(weight.shape)}")
     if weight_variance.shape != weight.shape:
         raise ValueError(f"weight_variance must have the shape of weight {tuple(weight.shape)}, "
                          f"got {tuple(weight_variance.shape)}")
@@ -337,7 +338,7 @@ def kl_approximation_error(low: float = -8.0, high: float = 8.0, n: int = 1601) 
     """
     low, high = check_real(low, "low"), check_real(high, "high")
     if not -30 <= low < high <= 30:
-        raise ValueError(f"need -30 <= low < high <= 30, got low={low}, high={high}")
+        raise ValueError(f"low and high must satisfy -30 <= low < high <= 30, got low={low}, high={high}")
     n = check_int(n, "n", minimum=2)
     grid = torch.linspace(low, high, n, dtype=torch.float64)
     exact = neg_kl_exact(grid)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .._validation import check_int
+from .._validation import check_bool, check_int
 
 from ._core import Bernoulli, Identity, drop_rate, expectation, tidy
 
@@ -299,9 +299,7 @@ def path_survival(widths: Sequence[int], *, input_dropout: bool = False) -> Path
     if isinstance(widths, (str, bytes)) or not isinstance(widths, Sequence) or len(widths) < 2:
         raise ValueError(f"widths must be a sequence of at least two positive ints, got {widths!r}")
     widths = tuple(check_int(w, "every width", minimum=1, maximum=10**6) for w in widths)
-    if not isinstance(input_dropout, bool):
-        raise TypeError(f"input_dropout must be a bool, got {type(input_dropout).__name__}")
-    return _path_survival(widths, input_dropout)
+    return _path_survival(widths, check_bool(input_dropout, "input_dropout"))
 
 
 @functools.lru_cache(maxsize=None)
