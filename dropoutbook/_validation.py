@@ -88,20 +88,21 @@ def _int_range(minimum: int | None, maximum: int | None, odd: bool) -> str:
 
 
 def check_int(value, name: str, *, minimum: int | None = None, maximum: int | None = None,
-              odd: bool = False) -> int:
+              odd: bool = False, why: str | None = None) -> int:
     """Return ``value`` as an ``int`` after checking it is an integer in ``[minimum, maximum]``.
 
     Python and NumPy integers are accepted; bools, floats (also ``2.0``), strings and tensors raise
     ``TypeError``; an integer out of range (or even, with ``odd=True``) raises ``ValueError``.
+    ``why``, if given, is added to the message in parentheses after the allowed values.
     """
-    allowed = _int_range(minimum, maximum, odd)
+    allowed = _int_range(minimum, maximum, odd) + (f" ({why})" if why else "")
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be {allowed}, got {_describe(value)}")
     value = int(value)
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
         raise ValueError(f"{name} must be {allowed}, got {value}")
     if odd and value % 2 == 0:
-        raise ValueError(f"{name} must be {allowed}, got the even number {value}")
+        raise ValueError(f"{name} must be {allowed}, got {value}")
     return value
 
 

@@ -44,13 +44,15 @@ def bn_train_variance(mu, sigma2, keep_prob: float):
     the variance shift", and :cite:`li2019understanding`.
 
     Args:
-        mu: mean :math:`\mu` of the unit (a number or a floating tensor).
-        sigma2: variance :math:`\sigma^2 \ge 0` of the unit (a number or a floating tensor).
+        mu: mean :math:`\mu` of the unit (a number, a floating tensor or a NumPy array; no NaN).
+        sigma2: variance :math:`\sigma^2 \ge 0` of the unit (a number, a floating tensor or a
+            NumPy array).
         keep_prob: keep probability :math:`q = 1 - p \in (0, 1]`.
 
     Returns:
         :math:`\sigma^2/q + \mu^2(1-q)/q`, a float for number inputs, otherwise a tensor
-        (broadcast, in the inputs' dtype and device).
+        (broadcast, in the inputs' dtype and device), or a NumPy array when the array inputs are
+        NumPy arrays.
 
     Examples:
         >>> bn_train_variance(0.0, 1.0, 0.5)
@@ -187,7 +189,9 @@ def measure_variance_shift(model: nn.Module, batches) -> dict[str, VarianceShift
 
     the square of the scale error :math:`k` of :cite:`li2019understanding`: a ratio above 1 means
     the layer divides its test-time input by too large a standard deviation. Nothing in the model
-    changes: modes are restored and the hooks removed, also when an exception is raised.
+    changes: modes are restored and the hooks removed, also when an exception is raised. A layer
+    that the forward never reaches (an unused head, say) has no test-time statistics: it is left
+    out of the result with a warning, and ``ValueError`` is raised when no layer is reached.
 
     Args:
         model: a module with at least one BatchNorm layer that tracks running statistics.
@@ -266,8 +270,10 @@ def recalibrate_batchnorm(model: nn.Module, batches) -> nn.Module:
     The running statistics (``running_mean``, ``running_var``, ``num_batches_tracked``) are
     changed in place; that is the purpose of the function. Nothing else changes: momenta and
     every module's training flag are restored afterwards, also when an exception is raised, and
-    parameters are not touched. Note that a pass in *training* mode (dropout on) would reproduce
-    the shifted statistics.
+    parameters are not touched. A BatchNorm layer that the forward never reaches keeps its
+    statistics, with a warning (``torch.optim.swa_utils.update_bn`` resets such a layer to mean 0
+    and variance 1). Note that a pass in *training* mode (dropout on) would reproduce the shifted
+    statistics.
 
     Args:
         model: a module with at least one BatchNorm layer that tracks running statistics.

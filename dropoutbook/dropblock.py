@@ -37,7 +37,7 @@ __all__ = [
 
 
 def _check_block_size(block_size) -> int:
-    return check_int(block_size, "block_size", minimum=1, odd=True)  # a block is centred on its seed
+    return check_int(block_size, "block_size", minimum=1, odd=True, why="a block is centred on its seed")
 
 
 def _clipped(height: int, width: int, block_size: int) -> tuple[int, int]:
@@ -298,13 +298,14 @@ def drop_block2d(x: torch.Tensor, p: float, block_size: int, *, training: bool =
 
     Args:
         x: floating tensor ``(N, C, H, W)`` or ``(C, H, W)``; it is never modified.
-        p: expected fraction of dropped activations, in [0, 1]; ``p == 1`` returns zeros.
+        p: expected fraction of dropped activations, in [0, 1]; ``p == 1`` returns zeros (with a
+            zero gradient).
         block_size: odd positive int :math:`b`; an even size raises ``ValueError``.
-        training: apply DropBlock if ``True``, the identity (a copy of ``x``) otherwise.
+        training: a bool: apply DropBlock if ``True``, the identity (a copy of ``x``) otherwise.
         generator: optional ``torch.Generator`` for a reproducible mask.
 
     Shape:
-        Output has the shape, dtype and device of ``x``.
+        Output has the shape, dtype, device and memory layout (e.g. channels-last) of ``x``.
 
     See chapter 7, "DropBlock"; :cite:`ghiasi2018dropblock`.
 
@@ -444,7 +445,8 @@ def neighbour_fill(x: torch.Tensor, keep: torch.Tensor) -> tuple[torch.Tensor, t
 
     Returns:
         ``(filled, isolated)``: the map with dropped positions replaced by the neighbour mean, and
-        a bool tensor that is ``True`` at dropped positions with no kept neighbour.
+        a bool tensor that is ``True`` at dropped positions with no kept neighbour. A map with a
+        zero side gives empty outputs of its shape.
 
     See chapter 7, "DropBlock", section "The question".
 

@@ -154,13 +154,15 @@ def subnetwork_forward(model: nn.Sequential, x: torch.Tensor, masks: Sequence[to
     belongs to subnetwork :math:`t`, and the same mask is applied to every example of ``x``, so the
     result is the output of :math:`T` fixed subnetworks, in one batched pass. The model's modes,
     parameters and buffers are not changed (its other modules are called as they are; batch norm in
-    training mode is refused because it would update its running statistics).
+    training mode is refused because it would update its running statistics). An evaluation-mode
+    ``BatchNorm1d`` normalizes the features of the :math:`T \cdot N` rows, as it does for the
+    ``(N, d)`` input of the model itself; ``BatchNorm2d``/``3d`` (images) are refused.
 
     Chapter 4, "Dropout as an ensemble of subnetworks" (:cite:`srivastava2014dropout`).
 
     Args:
         model: an ``nn.Sequential`` whose modules act on the last dimension (``Linear``,
-            activations, dropout).
+            activations, ``LayerNorm``, dropout) or are an evaluation-mode ``BatchNorm1d``.
         x: floating input of shape ``(N, d)``.
         masks: one tensor per dropout layer of ``model``, in order, each of shape ``(T, n_k)``
             with entries 0 and 1 (``n_k`` the width at that layer; ``T`` the same for all).
@@ -264,14 +266,15 @@ def ambiguity_decomposition(preds, target, *, event_dims: int = 0) -> AmbiguityD
 
     Args:
         preds: predictions of shape ``(T, *S)`` with :math:`T \ge 2`: a floating tensor or
-            numpy array (converted to a tensor).
-        target: tensor or array broadcastable to ``S``.
+            NumPy array.
+        target: tensor or NumPy array broadcastable to ``S``.
         event_dims: the number of trailing dimensions of ``S`` that form one prediction (their
             squared differences are summed, e.g. 1 for class-probability vectors); the other
             dimensions of ``S`` index examples and are averaged.
 
     Returns:
-        :class:`AmbiguityDecomposition` of 0-dimensional tensors in the dtype of ``preds``.
+        :class:`AmbiguityDecomposition` of 0-dimensional tensors in the dtype of ``preds``
+        (NumPy scalars when ``preds`` and ``target`` are NumPy arrays).
 
     Examples:
         >>> preds = torch.tensor([[1.0], [2.0], [4.0]])

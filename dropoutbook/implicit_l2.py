@@ -8,7 +8,9 @@ and, for logistic regression, the quadratic approximation of the penalty of :cit
 together with its exact value.
 
 Conventions: ``X`` has shape ``(n, d)`` (one example per row), ``w`` shape ``(d,)``, ``y`` shape
-``(n,)``; ``p`` is the drop probability, in :math:`[0, 1)`. The squared loss of the book is
+``(n,)``; ``p`` is the drop probability, in :math:`[0, 1)`. The data may be torch tensors or NumPy
+arrays of one floating dtype; the result is a NumPy value when every data argument is a NumPy
+array, a tensor otherwise. The squared loss of the book is
 :math:`L(w) = \frac{1}{2n}\sum_i (y_i - w^\top x_i)^2`; the logistic loss follows
 :cite:`wager2013dropout` and is the *sum* of the negative log-likelihoods.
 """
@@ -73,12 +75,12 @@ def dropout_penalty(w: torch.Tensor, X: torch.Tensor, p: float) -> torch.Tensor:
     :cite:`wager2013dropout`.
 
     Args:
-        w: weights, floating tensor of shape ``(d,)``, same dtype and device as ``X``.
-        X: inputs, floating tensor of shape ``(n, d)``.
+        w: weights, floating tensor (or NumPy array) of shape ``(d,)``, same dtype and device as ``X``.
+        X: inputs, floating tensor (or NumPy array) of shape ``(n, d)``.
         p: drop probability in :math:`[0, 1)`.
 
     Returns:
-        A 0-dim tensor of the dtype and device of ``X``.
+        A 0-dim tensor of the dtype and device of ``X`` (a NumPy scalar for NumPy ``w`` and ``X``).
 
     Examples:
         >>> X = torch.tensor([[1.0, 2.0], [3.0, 0.0]])
@@ -110,12 +112,14 @@ def dropout_ridge_solution(X: torch.Tensor, y: torch.Tensor, p: float) -> torch.
     See chapter 2, "Dropout as implicit L2 regularization"; :cite:`srivastava2014dropout`.
 
     Args:
-        X: inputs, floating tensor of shape ``(n, d)``.
-        y: targets, floating tensor of shape ``(n,)``, same dtype and device as ``X``.
+        X: inputs, floating tensor (or NumPy array) of shape ``(n, d)``.
+        y: targets, floating tensor (or NumPy array) of shape ``(n,)``, same dtype and device as ``X``.
         p: drop probability in :math:`[0, 1)`.
 
     Returns:
-        Tensor of shape ``(d,)``, dtype and device of ``X``.
+        Tensor of shape ``(d,)``, dtype and device of ``X`` (a NumPy array for NumPy ``X`` and
+        ``y``). float16 and bfloat16 systems, which ``torch.linalg`` cannot solve, are solved in
+        float32 and the solution returned in the dtype of ``X``.
 
     Raises:
         ValueError: if the matrix is singular (a column of ``X`` is zero, or ``p = 0`` with
@@ -162,12 +166,12 @@ def logistic_dropout_penalty(w: torch.Tensor, X: torch.Tensor, p: float) -> torc
     See chapter 2, "Dropout as implicit L2 regularization".
 
     Args:
-        w: weights, floating tensor of shape ``(d,)``, same dtype and device as ``X``.
-        X: inputs, floating tensor of shape ``(n, d)``.
+        w: weights, floating tensor (or NumPy array) of shape ``(d,)``, same dtype and device as ``X``.
+        X: inputs, floating tensor (or NumPy array) of shape ``(n, d)``.
         p: drop probability in :math:`[0, 1)`.
 
     Returns:
-        A 0-dim tensor of the dtype and device of ``X``.
+        A 0-dim tensor of the dtype and device of ``X`` (a NumPy scalar for NumPy ``w`` and ``X``).
 
     Examples:
         >>> X = torch.tensor([[1.0, 2.0]])
@@ -200,12 +204,13 @@ def exact_logistic_dropout_penalty(w: torch.Tensor, X: torch.Tensor, p: float) -
     See chapter 2, "Dropout as implicit L2 regularization", section "Check".
 
     Args:
-        w: weights, floating tensor of shape ``(d,)`` with ``d <= 16``, same dtype and device as ``X``.
-        X: inputs, floating tensor of shape ``(n, d)``.
+        w: weights, floating tensor (or NumPy array) of shape ``(d,)`` with ``d <= 16``, same dtype
+            and device as ``X``.
+        X: inputs, floating tensor (or NumPy array) of shape ``(n, d)``.
         p: drop probability in :math:`[0, 1)`.
 
     Returns:
-        A 0-dim tensor of the dtype and device of ``X``.
+        A 0-dim tensor of the dtype and device of ``X`` (a NumPy scalar for NumPy ``w`` and ``X``).
 
     Examples:
         >>> X = torch.tensor([[1.0]]); w = torch.tensor([2.0])

@@ -88,7 +88,8 @@ def inverted_dropout(x: torch.Tensor, p: float, *, training: bool = True,
     .. math:: \mathbb E[\tilde h_i] = h_i, \qquad \operatorname{Var}[\tilde h_i] = \frac{p}{1-p} h_i^2.
 
     In evaluation mode (``training=False``) or with ``p == 0`` it is the identity, and returns a
-    new tensor that the caller may modify without touching ``x``. With ``p == 1`` it returns zeros.
+    new tensor that the caller may modify without touching ``x``. With ``p == 1`` it returns zeros
+    that stay connected to autograd (gradient 0, as ``torch.nn.functional.dropout``).
     The gradient with respect to ``x`` is :math:`m/(1-p)`. It samples the mask by thresholding
     uniforms, which on CPU is several times faster than ``torch.nn.functional.dropout`` with the
     same distribution.
@@ -96,11 +97,13 @@ def inverted_dropout(x: torch.Tensor, p: float, *, training: bool = True,
     Args:
         x: floating-point tensor of any shape; it is never modified.
         p: drop probability in [0, 1].
-        training: apply dropout if ``True``, the identity otherwise.
+        training: a bool: apply dropout if ``True``, the identity otherwise.
         generator: optional ``torch.Generator`` for a reproducible mask.
 
     Shape:
-        Output has the shape, dtype and device of ``x``.
+        Output has the shape, dtype, device and memory layout (strides) of ``x``, as with
+        ``torch.nn.Dropout``. The mask is drawn in row-major order, so the same generator state
+        gives the same values for a channels-last or permuted ``x`` as for its row-major copy.
 
     See chapter 1, "Inverted dropout"; :cite:`srivastava2014dropout`, :cite:`hinton2012improving`.
 
@@ -136,11 +139,11 @@ def standard_dropout(x: torch.Tensor, p: float, *, training: bool = True,
     Args:
         x: floating-point tensor of any shape; it is never modified.
         p: drop probability in [0, 1].
-        training: sample a mask if ``True``; scale by ``1 - p`` otherwise.
+        training: a bool: sample a mask if ``True``; scale by ``1 - p`` otherwise.
         generator: optional ``torch.Generator`` for a reproducible mask.
 
     Shape:
-        Output has the shape, dtype and device of ``x``.
+        Output has the shape, dtype, device and memory layout of ``x``.
 
     See chapter 1, "Inverted dropout".
 

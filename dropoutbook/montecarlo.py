@@ -27,9 +27,12 @@ class Estimate:
     """A Monte-Carlo estimate (chapter 1, section "Check").
 
     Attributes:
-        value: the estimate.
-        stderr: its standard error.
-        n: the number of samples it was computed from.
+        value: the estimate, a finite real number.
+        stderr: its standard error, a finite number >= 0.
+        n: the number of samples it was computed from, a positive int.
+
+    The fields are checked (and stored as ``float``, ``float``, ``int``) on construction, so that
+    :func:`z_score` never works on a malformed estimate.
     """
 
     value: float

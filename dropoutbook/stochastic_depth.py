@@ -75,13 +75,15 @@ def drop_path(x: torch.Tensor, p: float, *, training: bool = True, inverted: boo
 
     where :math:`b_n \sim \mathrm{Bernoulli}(1-p)` independently for every sample :math:`n`
     (index 0 of ``x``). Both keep the mean: :math:`\mathbb E` of the training output equals the
-    test output. Unlike element-wise dropout, all elements of one sample share one draw.
+    test output. Unlike element-wise dropout, all elements of one sample share one draw. With
+    ``p = 1`` in training the output is zero and stays connected to autograd (the branch's weights
+    get a zero gradient, as with ``torch.nn.functional.dropout``).
 
     Args:
         x: floating-point tensor of shape ``(N, ...)``, the branch output; it is never modified.
         p: drop probability of the branch, in [0, 1] (survival probability ``1 - p``).
-        training: sample the per-sample draws if ``True``; otherwise apply the test-time rule.
-        inverted: scale survivors by :math:`1/(1-p)` in training (``True``) or scale by
+        training: a bool: sample the per-sample draws if ``True``; otherwise apply the test-time rule.
+        inverted: a bool: scale survivors by :math:`1/(1-p)` in training (``True``) or scale by
             :math:`1-p` at test time (``False``).
         generator: optional ``torch.Generator`` for reproducible draws.
 
@@ -169,6 +171,9 @@ class StochasticDepth(nn.Module):
         mode: ``"batch"`` or ``"sample"``.
         inverted: where the scaling lives, as above.
         generator: optional ``torch.Generator`` for the draws.
+
+    The forward checks its input (a floating tensor) and the attributes ``p``, ``mode`` and
+    ``inverted`` again, so a rate changed after construction is validated too.
 
     See chapter 8, "Stochastic depth", section "The mechanism".
 

@@ -197,7 +197,8 @@ def mc_predict(model: nn.Module, x: torch.Tensor, T: int, *, chunk_size: int | N
     ``generator`` keep using it. With ``generator=None`` the global generator is used (and advanced).
 
     Args:
-        model: a network with at least one dropout-like module (see :func:`dropout_modules`).
+        model: a network with at least one dropout-like module (see :func:`dropout_modules`) that
+            its forward reaches (otherwise every pass is the same, and ``ValueError`` is raised).
         x: batch of inputs, a tensor whose first dimension is the batch (``B >= 1``): floating
             features, or token ids for a model such as :class:`~dropoutbook.TinyTransformer`; not modified.
         T: number of stochastic passes, an int >= 2.
@@ -205,7 +206,7 @@ def mc_predict(model: nn.Module, x: torch.Tensor, T: int, *, chunk_size: int | N
             grows with ``chunk_size · B``; ``chunk_size=1`` is the plain loop.
         generator: optional ``torch.Generator`` that makes the passes reproducible.
         return_samples: also return the ``T`` outputs.
-        dropout_types: optional extra module classes to treat as dropout.
+        dropout_types: optional sequence of extra module classes to treat as dropout.
 
     Shape:
         x: :math:`(B, *)`. mean, variance: the shape of ``model(x)``, :math:`(B, *)`.
@@ -319,10 +320,10 @@ def predictive_entropy(probs: torch.Tensor) -> torch.Tensor:
 
     Args:
         probs: class probabilities of shape :math:`(T, *, C)`, samples first and classes last,
-            each row summing to 1; not modified.
+            each row summing to 1 (a tensor or NumPy array); not modified.
 
     Returns:
-        Tensor of shape :math:`(*)`.
+        Tensor of shape :math:`(*)` (a NumPy array for NumPy ``probs``).
 
     Examples:
         >>> predictive_entropy(torch.tensor([[[1.0, 0.0]], [[0.0, 1.0]]]))
@@ -340,10 +341,10 @@ def expected_entropy(probs: torch.Tensor) -> torch.Tensor:
     "Monte Carlo dropout"; :cite:`houlsby2011bayesian`.
 
     Args:
-        probs: class probabilities of shape :math:`(T, *, C)`; not modified.
+        probs: class probabilities of shape :math:`(T, *, C)` (a tensor or NumPy array); not modified.
 
     Returns:
-        Tensor of shape :math:`(*)`.
+        Tensor of shape :math:`(*)` (a NumPy array for NumPy ``probs``).
 
     Examples:
         >>> expected_entropy(torch.tensor([[[1.0, 0.0]], [[0.0, 1.0]]]))
@@ -369,10 +370,10 @@ def mutual_information(probs: torch.Tensor) -> torch.Tensor:
     "Monte Carlo dropout".
 
     Args:
-        probs: class probabilities of shape :math:`(T, *, C)`; not modified.
+        probs: class probabilities of shape :math:`(T, *, C)` (a tensor or NumPy array); not modified.
 
     Returns:
-        Tensor of shape :math:`(*)`.
+        Tensor of shape :math:`(*)` (a NumPy array for NumPy ``probs``).
 
     Examples:
         >>> mutual_information(torch.tensor([[[1.0, 0.0]], [[0.0, 1.0]]]))
@@ -394,13 +395,15 @@ def referral_curve(correct: torch.Tensor, uncertainty: torch.Tensor, fractions) 
     See chapter 5, "Monte Carlo dropout", section "Experiment".
 
     Args:
-        correct: bool (or 0/1) tensor of shape :math:`(N,)`, whether each prediction is right.
-        uncertainty: floating tensor of shape :math:`(N,)`; larger means less certain (use
-            ``-confidence`` for a confidence score).
+        correct: bool (or 0/1) tensor or NumPy array of shape :math:`(N,)`, whether each
+            prediction is right.
+        uncertainty: floating tensor or NumPy array of shape :math:`(N,)`; larger means less
+            certain (use ``-confidence`` for a confidence score).
         fractions: referred fractions in :math:`[0, 1)`, a sequence or 1-D tensor.
 
     Returns:
-        float64 tensor of accuracies, one per fraction.
+        float64 tensor of accuracies, one per fraction (a NumPy array when ``correct`` and
+        ``uncertainty`` are NumPy arrays).
 
     Examples:
         >>> correct = torch.tensor([True, True, False, True])

@@ -232,7 +232,11 @@ def neg_kl_approx(log_alpha) -> torch.Tensor:
     section "Derivation"; compare :func:`neg_kl_exact`).
 
     Args:
-        log_alpha: floating tensor (or a number / numpy array) of :math:`\log\alpha` values.
+        log_alpha: floating tensor (or a number / NumPy array) of :math:`\log\alpha` values.
+
+    Returns:
+        A tensor of the shape and dtype of ``log_alpha`` (float64 for a number; a NumPy array for
+        a NumPy array).
 
     Examples:
         >>> round(float(neg_kl_approx(20.0)), 6)
@@ -267,7 +271,8 @@ def neg_kl_exact(log_alpha, *, step: float = 4e-3) -> torch.Tensor:
         step: the trapezoid step in :math:`t = \log x`, in (0, 0.05].
 
     Returns:
-        A float64 tensor of the shape of ``log_alpha`` (on the CPU; the computation is not differentiable).
+        A float64 tensor of the shape of ``log_alpha`` (on the CPU; the computation is not
+        differentiable), or a NumPy array for a NumPy ``log_alpha``.
 
     Examples:
         >>> round(float(neg_kl_exact(0.0) - neg_kl_approx(0.0)), 4)

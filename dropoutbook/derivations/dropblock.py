@@ -111,7 +111,7 @@ def block_drop_fraction_exact(height: int, width: int, block_size: int) -> DropF
         gamma
     """
     height, width = check_int(height, "height", minimum=1), check_int(width, "width", minimum=1)
-    block_size = check_int(block_size, "block_size", minimum=1, odd=True)
+    block_size = check_int(block_size, "block_size", minimum=1, odd=True, why="a block is centred on its seed")
     bh, bw = min(block_size, height), min(block_size, width)
     corners = [(a, b) for a in range(height - bh + 1) for b in range(width - bw + 1)]
     if len(corners) > 40:
