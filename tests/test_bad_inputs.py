@@ -473,7 +473,15 @@ def _cases():
 
 
 def _short(value) -> str:
-    text = repr(value) if not isinstance(value, torch.Tensor) else f"tensor{tuple(value.shape)}{value.dtype}"
+    """A readable test id that is the same in every process (no addresses: xdist compares ids)."""
+    if isinstance(value, torch.Tensor):
+        text = f"tensor{tuple(value.shape)}{value.dtype}"
+    elif callable(value) and hasattr(value, "__name__"):
+        text = value.__name__
+    else:
+        text = repr(value)
+        if " at 0x" in text:
+            text = type(value).__name__
     return re.sub(r"\W+", "_", text)[:30]
 
 

@@ -182,7 +182,7 @@ def test_mc_predict_leaves_the_model_unchanged(setup):
     db.mc_predict(model, torch.randn(5, 4, dtype=torch.float64), T=20, chunk_size=7,
                   generator=torch.Generator().manual_seed(0))
     assert_unchanged(model, before)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(ValueError, match=r"^x must fit the model: on x of shape \(5, 3\)"):
         db.mc_predict(model, torch.randn(5, 3, dtype=torch.float64), T=20)  # wrong width
     assert_unchanged(model, before)
 
