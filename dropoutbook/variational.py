@@ -418,6 +418,7 @@ class LinearSVDO(nn.Module):
         check_float_tensor(x, "x")
         if x.dim() != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"x must have shape (batch, {self.in_features}), got {tuple(x.shape)}")
+        check_same_dtype("the layer's parameters", self.weight, x=x)
         if self.training:
             return local_reparameterization(x, self.weight, self.log_sigma2.exp(), self.bias,
                                             generator=self.generator)
