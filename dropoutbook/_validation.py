@@ -1,4 +1,13 @@
-"""Argument checks shared by the library: one place that words every error message."""
+"""Argument checks shared by the library: one place that words every error message.
+
+Every public function checks its arguments with these helpers, so that a bad argument gets the
+same kind of message everywhere: a ``TypeError`` for a value of the wrong type and a
+``ValueError`` for a value of the right type outside the allowed range, each naming the argument
+and what it accepts. Python numbers, NumPy scalars and (where a number is expected) 0-d tensors
+are accepted alike; ``bool`` is never taken for a number. Data arguments (design matrices,
+targets, predictions, probabilities) may be NumPy arrays: :func:`as_float_tensor` converts them
+and :func:`like_input` converts a result back.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +15,34 @@ import math
 import numbers
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 __all__ = [
-    "check_probability", "check_float_tensor", "check_shape", "check_generator", "check_bool",
+    "check_probability", "check_int", "check_seed", "check_real", "check_bool", "check_choice", "check_module",
+    "check_float_dtype", "check_float_tensor", "check_same_dtype", "check_real_or_float_tensor",
+    "check_shape", "check_device", "check_generator", "as_tensor", "as_float_tensor", "like_input",
     "check_positive_int", "check_int_in_range", "check_positive_int_sequence", "check_edge_index",
     "check_symmetric_edges", "check_real_sequence",
 ]
+
+_FLOATING = "a floating dtype (float16, bfloat16, float32 or float64)"
+
+
+def _describe(value) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of dtype {value.dtype} and shape {tuple(value.shape)}"
+    if isinstance(value, np.ndarray):
+        return f"a numpy array of dtype {value.dtype} and shape {value.shape}"
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
+
+
+def _scalar(value):
+    """A 0-d tensor or 0-d numpy array as its Python value; anything else unchanged."""
+    if isinstance(value, (torch.Tensor, np.ndarray)) and value.ndim == 0:
+        return value.item()
+    return value
 
 
 def check_probability(value, name: str = "p", *, allow_one: bool = True, allow_zero: bool = True) -> float:
@@ -20,16 +50,18 @@ def check_probability(value, name: str = "p", *, allow_one: bool = True, allow_z
 
     Raises ``TypeError`` for non-numbers (and for bools) and ``ValueError`` for NaN or
     for values outside the allowed interval; the message names the argument and the interval.
+    A 0-d tensor or a NumPy scalar counts as a number.
     """
     lo = "[0" if allow_zero else "(0"
     hi = "1]" if allow_one else "1)"
     interval = f"{lo}, {hi}"
-    if isinstance(value, torch.Tensor):
-        if value.numel() != 1:
-            raise TypeError(f"{name} must be a number in {interval}, got a tensor of shape {tuple(value.shape)}")
+    if isinstance(value, torch.Tensor) and value.numel() != 1:
+        raise TypeError(f"{name} must be a number in {interval}, got a tensor of shape {tuple(value.shape)}")
+    value = _scalar(value)
+    if isinstance(value, torch.Tensor):  # a one-element tensor of higher dimension
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number in {interval}, got {type(value).__name__}")
+        raise TypeError(f"{name} must be a number in {interval}, got {_describe(value)}")
     value = float(value)
     if math.isnan(value):
         raise ValueError(f"{name} must be a number in {interval}, got nan")
@@ -40,16 +72,147 @@ def check_probability(value, name: str = "p", *, allow_one: bool = True, allow_z
     return value
 
 
+def _int_range(minimum: int | None, maximum: int | None, odd: bool) -> str:
+    kind = "an odd int" if odd else "an int"
+    if minimum is not None and maximum is not None:
+        return f"{kind} in [{minimum}, {maximum}]"
+    if minimum == 1 and not odd:
+        return "a positive int"
+    if minimum == 0 and not odd:
+        return "a non-negative int"
+    if minimum == 1:
+        return "an odd positive int"
+    if minimum is not None:
+        return f"{kind} >= {minimum}"
+    if maximum is not None:
+        return f"{kind} <= {maximum}"
+    return kind
+
+
+def check_int(value, name: str, *, minimum: int | None = None, maximum: int | None = None,
+              odd: bool = False, why: str | None = None) -> int:
+    """Return ``value`` as an ``int`` after checking it is an integer in ``[minimum, maximum]``.
+
+    Python and NumPy integers are accepted; bools, floats (also ``2.0``), strings and tensors raise
+    ``TypeError``; an integer out of range (or even, with ``odd=True``) raises ``ValueError``.
+    ``why``, if given, is added to the message in parentheses after the allowed values.
+    """
+    allowed = _int_range(minimum, maximum, odd) + (f" ({why})" if why else "")
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be {allowed}, got {_describe(value)}")
+    value = int(value)
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise ValueError(f"{name} must be {allowed}, got {value}")
+    if odd and value % 2 == 0:
+        raise ValueError(f"{name} must be {allowed}, got {value}")
+    return value
+
+
+def check_seed(value, name: str = "seed") -> int:
+    """A seed for ``torch.Generator.manual_seed`` or NumPy: an int in [0, 2**64 - 1]."""
+    return check_int(value, name, minimum=0, maximum=2**64 - 1)
+
+
+def check_real(value, name: str, *, minimum: float | None = None, maximum: float | None = None,
+               positive: bool = False, finite: bool = True) -> float:
+    """Return ``value`` as a float after checking it is a real number (not NaN; finite by default).
+
+    ``minimum``/``maximum`` are inclusive bounds; ``positive=True`` requires ``value > 0``. A 0-d
+    tensor or NumPy scalar counts as a number; a bool, a string or a complex number does not.
+    """
+    parts = ["a finite real number" if finite else "a real number"]
+    if positive:
+        parts.append("> 0")
+    if minimum is not None:
+        parts.append(f">= {minimum}")
+    if maximum is not None:
+        parts.append(f"<= {maximum}")
+    allowed = " ".join(parts[:1]) + ("" if len(parts) == 1 else " " + " and ".join(parts[1:]))
+    value = _scalar(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be {allowed}, got {_describe(value)}")
+    value = float(value)
+    if math.isnan(value) or (finite and math.isinf(value)):
+        raise ValueError(f"{name} must be {allowed}, got {value}")
+    if (positive and not value > 0) or (minimum is not None and value < minimum) or (
+            maximum is not None and value > maximum):
+        raise ValueError(f"{name} must be {allowed}, got {value}")
+    return value
+
+
+def check_bool(value, name: str) -> bool:
+    """Check that ``value`` is a ``bool`` (``torch.nn.functional.dropout`` refuses anything else too)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool (True or False), got {_describe(value)}")
+    return bool(value)
+
+
+def check_choice(value, name: str, choices: Sequence[str]):
+    """Check that ``value`` is one of ``choices`` (strings compared exactly)."""
+    if not isinstance(value, str) or value not in choices:
+        quoted = [repr(c) for c in choices]
+        listed = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+        got = repr(value) if isinstance(value, str) else _describe(value)
+        raise (ValueError if isinstance(value, str) else TypeError)(f"{name} must be {listed}, got {got}")
+    return value
+
+
+def check_module(value, name: str = "model", cls: type = torch.nn.Module):
+    """Check that ``value`` is an instance of ``cls`` (by default ``torch.nn.Module``)."""
+    if not isinstance(value, cls):
+        where = "torch.nn" if cls.__module__.startswith("torch.nn") else cls.__module__
+        raise TypeError(f"{name} must be a {where}.{cls.__qualname__}, got {type(value).__name__}")
+    return value
+
+
+def check_float_dtype(dtype, name: str = "dtype", *, allow_bool: bool = False) -> torch.dtype:
+    """Check that ``dtype`` is a floating ``torch.dtype`` (or ``torch.bool`` with ``allow_bool``)."""
+    ok = isinstance(dtype, torch.dtype) and (dtype.is_floating_point or (allow_bool and dtype == torch.bool))
+    if not ok:
+        allowed = "a floating dtype" + (" or torch.bool" if allow_bool else "")
+        raise TypeError(f"{name} must be {allowed} (float16, bfloat16, float32 or float64), got {dtype!r}")
+    return dtype
+
+
 def check_float_tensor(x, name: str = "x") -> torch.Tensor:
     """Check that ``x`` is a floating-point torch tensor and return it unchanged."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor with a floating dtype, got {type(x).__name__}")
     if not x.is_floating_point():
         raise TypeError(
-            f"{name} must have a floating dtype (float16, bfloat16, float32 or float64), got {x.dtype}; "
-            f"convert it first, e.g. {name}.float()"
+            f"{name} must have {_FLOATING}, got {x.dtype}; convert it first, e.g. {name}.float()"
         )
     return x
+
+
+def check_same_dtype(reference_name: str, reference: torch.Tensor, **others: torch.Tensor | None) -> None:
+    """Check that every tensor of ``others`` (``None`` skipped) has the dtype and device of ``reference``."""
+    for name, t in others.items():
+        if t is not None and (t.dtype != reference.dtype or t.device != reference.device):
+            raise TypeError(
+                f"{name} must have the dtype and device of {reference_name} ({reference.dtype}, "
+                f"{reference.device}), got ({t.dtype}, {t.device}); convert one of them with .to()"
+            )
+
+
+def check_real_or_float_tensor(value, name: str, *, nonnegative: bool = False):
+    """A real number (returned as float) or a floating tensor (returned unchanged), without NaN
+    and, with ``nonnegative=True``, without negative entries."""
+    rule = "a non-negative" if nonnegative else "a"
+    if isinstance(value, torch.Tensor):
+        if not value.is_floating_point():
+            raise TypeError(f"{name} must be {rule} real number or a floating tensor, got {_describe(value)}")
+        if bool(torch.isnan(value).any()):
+            raise ValueError(f"{name} must be {rule} real number or a floating tensor without NaN, got NaN")
+        if nonnegative and bool((value < 0).any()):
+            raise ValueError(f"{name} must be non-negative, got a tensor with negative entries")
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be {rule} real number or a floating tensor, got {_describe(value)}")
+    value = float(value)
+    if math.isnan(value) or (nonnegative and value < 0):
+        raise ValueError(f"{name} must be {rule} real number, got {value!r}")
+    return value
 
 
 def check_shape(shape, name: str = "shape") -> tuple[int, ...]:
@@ -60,14 +223,20 @@ def check_shape(shape, name: str = "shape") -> tuple[int, ...]:
         shape = (shape,)
     if not isinstance(shape, Sequence) or isinstance(shape, (str, bytes)):
         raise TypeError(f"{name} must be an int or a sequence of ints, got {type(shape).__name__}")
-    out = []
-    for i, s in enumerate(shape):
-        if isinstance(s, bool) or not isinstance(s, numbers.Integral):
-            raise TypeError(f"{name}[{i}] must be a non-negative int, got {s!r} ({type(s).__name__})")
-        if s < 0:
-            raise ValueError(f"{name}[{i}] must be a non-negative int, got {s}")
-        out.append(int(s))
-    return tuple(out)
+    return tuple(check_int(s, f"{name}[{i}]", minimum=0) for i, s in enumerate(shape))
+
+
+def check_device(device, name: str = "device") -> torch.device | None:
+    """``None``, a ``torch.device``, or a device string or index (``"cpu"``, ``"cuda:0"``) as a ``torch.device``."""
+    if device is None or isinstance(device, torch.device):
+        return device
+    if isinstance(device, (str, int)) and not isinstance(device, bool):
+        try:
+            return torch.device(device)
+        except (RuntimeError, ValueError) as exc:
+            raise ValueError(f"{name} must be a torch.device, a device string such as 'cpu', or None, "
+                             f"got {device!r}") from exc
+    raise TypeError(f"{name} must be a torch.device, a device string such as 'cpu', or None, got {_describe(device)}")
 
 
 def check_generator(generator, name: str = "generator") -> torch.Generator | None:
@@ -77,35 +246,61 @@ def check_generator(generator, name: str = "generator") -> torch.Generator | Non
     return generator
 
 
-def check_bool(value, name: str) -> bool:
-    """Check that ``value`` is a ``bool`` (not merely truthy: ``1``, ``"yes"`` or ``None`` are refused)."""
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool (True or False), got {type(value).__name__}")
-    return value
+def as_tensor(value, name: str):
+    """A NumPy array as a tensor (sharing memory when it can), a tensor unchanged; anything else is refused.
+
+    Returns ``(tensor, was_numpy)``. Arrays of objects or strings raise ``TypeError``.
+    """
+    if isinstance(value, torch.Tensor):
+        return value, False
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biufc":
+            raise TypeError(f"{name} must be a numeric array or tensor, got {_describe(value)}")
+        if not value.flags.writeable or any(s < 0 for s in value.strides) or value.dtype.byteorder == ">":
+            value = np.array(value, dtype=value.dtype.newbyteorder("="))  # torch cannot share these
+        return torch.from_numpy(value), True
+    raise TypeError(f"{name} must be a torch.Tensor or a numpy array, got {type(value).__name__}")
+
+
+def as_float_tensor(value, name: str = "x"):
+    """:func:`as_tensor`, then :func:`check_float_tensor`. Returns ``(tensor, was_numpy)``."""
+    tensor, was_numpy = as_tensor(value, name)
+    return check_float_tensor(tensor, name), was_numpy
+
+
+def like_input(result, was_numpy: bool):
+    """Return ``result`` as the caller gave the data: a tensor, or for NumPy input a NumPy array
+    (a 0-d result as a NumPy scalar). Tuples are converted element by element."""
+    if not was_numpy:
+        return result
+    if isinstance(result, tuple):
+        return tuple(like_input(r, True) for r in result)
+    array = result.detach().cpu().numpy()
+    return array[()] if array.ndim == 0 else array
+
+
+# Checks first written for chapters 11 and 12 (recurrent networks, graphs), on top of check_int.
 
 
 def check_positive_int(value, name: str) -> int:
-    """Return ``value`` as an int after checking it is a positive int (bools are refused)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a positive int, got {value!r} ({type(value).__name__})")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value}")
-    return int(value)
+    """Return ``value`` as an int after checking it is a positive int (bools and floats are refused)."""
+    return check_int(value, name, minimum=1)
 
 
 def check_int_in_range(value, name: str, low: int, high: int | None = None, *, allowed: str | None = None) -> int:
     """Return ``value`` as an int after checking it is an int in ``[low, high]`` (no upper bound if ``high`` is None).
 
-    Bools and non-integers get a ``TypeError``, ints outside the range a ``ValueError``; both
-    messages say ``{name} must be {allowed}`` (default: "an int >= low" or "an int from low to high").
+    As :func:`check_int`, with the message ``{name} must be {allowed}`` (default: "an int >= low"
+    or "an int from low to high").
     """
     if allowed is None:
         allowed = f"an int >= {low}" if high is None else f"an int from {low} to {high}"
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be {allowed}, got {value!r} ({type(value).__name__})")
-    if value < low or (high is not None and value > high):
-        raise ValueError(f"{name} must be {allowed}, got {value!r}")
-    return int(value)
+    try:
+        return check_int(value, name, minimum=low, maximum=high)
+    except TypeError:
+        raise TypeError(f"{name} must be {allowed}, got {_describe(value)}") from None
+    except ValueError:
+        raise ValueError(f"{name} must be {allowed}, got {value!r}") from None
 
 
 def check_positive_int_sequence(value, name: str) -> list[int]:

@@ -15,22 +15,17 @@ with attention dropout and can return the weights; :class:`TransformerBlock` and
 from __future__ import annotations
 
 import math
-import numbers
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from ._validation import check_float_tensor, check_generator, check_probability
+from ._validation import (check_bool, check_float_tensor, check_generator, check_int, check_probability,
+                          check_same_dtype, check_seed)
 from .data import Split
-from .masks import inverted_dropout
+from .masks import InvertedDropout, inverted_dropout
 
 __all__ = ["attention_dropout", "self_attention", "TransformerBlock", "TinyTransformer", "counting_task"]
-
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
 
 
 def attention_dropout(weights: torch.Tensor, p: float, *, training: bool = True,
@@ -62,7 +57,7 @@ def attention_dropout(weights: torch.Tensor, p: float, *, training: bool = True,
     check_float_tensor(weights, "weights")
     if weights.dim() < 2:
         raise ValueError(f"weights must have shape (..., n_queries, n_keys), got {tuple(weights.shape)}")
-    return inverted_dropout(weights, p, training=training, generator=generator)
+    return inverted_dropout(weights, p, training=check_bool(training, "training"), generator=generator)
 
 
 def self_attention(x: torch.Tensor, w_qkv: torch.Tensor, *, n_heads: int = 1, attn_dropout: float = 0.0,
@@ -103,16 +98,30 @@ def self_attention(x: torch.Tensor, w_qkv: torch.Tensor, *, n_heads: int = 1, at
     """
     check_float_tensor(x)
     check_float_tensor(w_qkv, "w_qkv")
+    check_same_dtype("x", x, w_qkv=w_qkv)
     if x.dim() != 3:
         raise ValueError(f"x must have shape (batch, n, d), got {tuple(x.shape)}")
-    batch, n, d = x.shape
+    d = x.shape[-1]
     if tuple(w_qkv.shape) != (d, 3 * d):
         raise ValueError(f"w_qkv must have shape (d, 3d) = ({d}, {3 * d}), got {tuple(w_qkv.shape)}")
-    n_heads = _positive_int(n_heads, "n_heads")
+    n_heads = check_int(n_heads, "n_heads", minimum=1)
     if d % n_heads:
         raise ValueError(f"n_heads must divide the model width d = {d}, got {n_heads}")
     p = check_probability(attn_dropout, "attn_dropout")
+    training = check_bool(training, "training")
+    causal = check_bool(causal, "causal")
+    return_weights = check_bool(return_weights, "return_weights")
     check_generator(generator)
+    out, weights = _attention(x, w_qkv, n_heads, causal,
+                              lambda a: attention_dropout(a, p, training=training, generator=generator))
+    return (out, weights) if return_weights else out
+
+
+def _attention(x: torch.Tensor, w_qkv: torch.Tensor, n_heads: int, causal: bool,
+               drop: Callable[[torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Multi-head scaled dot-product self-attention of checked arguments; ``drop`` is applied to
+    the softmax weights (a function, or the dropout module of a :class:`TransformerBlock`)."""
+    batch, n, d = x.shape
     dh = d // n_heads
     q, k, v = (x @ w_qkv).split(d, dim=-1)
     q, k, v = (t.reshape(batch, n, n_heads, dh).transpose(1, 2) for t in (q, k, v))
@@ -120,9 +129,9 @@ def self_attention(x: torch.Tensor, w_qkv: torch.Tensor, *, n_heads: int = 1, at
     if causal:
         future = torch.ones(n, n, dtype=torch.bool, device=x.device).triu(1)
         scores = scores.masked_fill(future, float("-inf"))
-    weights = attention_dropout(scores.softmax(dim=-1), p, training=training, generator=generator)
+    weights = drop(scores.softmax(dim=-1))
     out = (weights @ v).transpose(1, 2).reshape(batch, n, d)
-    return (out, weights) if return_weights else out
+    return out, weights
 
 
 class TransformerBlock(nn.Module):
@@ -132,20 +141,26 @@ class TransformerBlock(nn.Module):
               \qquad y = h + \operatorname{drop}_{r}\big(\operatorname{MLP}(\operatorname{LN}(h))\big),
 
     where :math:`\operatorname{Attn}_a` applies attention dropout with rate ``attn_dropout``
-    (:func:`self_attention`) and :math:`\operatorname{drop}_r` is inverted dropout with rate
+    (as :func:`self_attention` does) and :math:`\operatorname{drop}_r` is inverted dropout with rate
     ``resid_dropout`` on each sub-layer's output before it is added to the residual stream
     (:cite:`vaswani2017attention`, who place the norm after the addition). See chapter 9,
     "Dropout in transformers".
 
+    Both rates are applied by dropout modules, :class:`~dropoutbook.InvertedDropout` submodules
+    ``attn_drop`` and ``resid_drop`` (the latter used at both residual additions), so the block
+    follows ``train()``/``eval()`` like any ``torch.nn`` model and :func:`~dropoutbook.mc_dropout`
+    and :func:`~dropoutbook.mc_predict` find them. ``attn_dropout`` and ``resid_dropout`` read and
+    set their rates.
+
     Args:
         d_model: model width; n_heads: number of heads (dividing ``d_model``);
-        d_ff: hidden width of the MLP.
+        d_ff: hidden width of the MLP; all three positive ints.
         attn_dropout, resid_dropout: drop probabilities in [0, 1].
         causal: mask the future in the attention.
         generator: optional ``torch.Generator`` for every dropout mask of the block.
 
     Shape:
-        Input ``(batch, n, d_model)``, output of the same shape.
+        Input ``(batch, n, d_model)``, floating; output of the same shape.
 
     Examples:
         >>> block = TransformerBlock(8, 2, 16, attn_dropout=0.1, resid_dropout=0.1)
@@ -157,29 +172,47 @@ class TransformerBlock(nn.Module):
                  resid_dropout: float = 0.0, causal: bool = False,
                  generator: torch.Generator | None = None) -> None:
         super().__init__()
-        d_model, n_heads, d_ff = (_positive_int(v, name) for v, name in
+        d_model, n_heads, d_ff = (check_int(v, name, minimum=1) for v, name in
                                   ((d_model, "d_model"), (n_heads, "n_heads"), (d_ff, "d_ff")))
         if d_model % n_heads:
             raise ValueError(f"n_heads must divide d_model = {d_model}, got {n_heads}")
-        self.n_heads, self.causal = n_heads, bool(causal)
-        self.attn_dropout = check_probability(attn_dropout, "attn_dropout")
-        self.resid_dropout = check_probability(resid_dropout, "resid_dropout")
+        self.d_model, self.n_heads, self.causal = d_model, n_heads, check_bool(causal, "causal")
         self.generator = check_generator(generator)
+        self.attn_drop = InvertedDropout(check_probability(attn_dropout, "attn_dropout"), generator=generator)
+        self.resid_drop = InvertedDropout(check_probability(resid_dropout, "resid_dropout"), generator=generator)
         self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
         self.w_qkv = nn.Parameter(torch.randn(d_model, 3 * d_model) / math.sqrt(d_model))
         self.out = nn.Linear(d_model, d_model)
         self.mlp = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), nn.Linear(d_ff, d_model))
         self.last_weights: torch.Tensor | None = None  #: attention weights (after dropout) of the last call
 
+    @property
+    def attn_dropout(self) -> float:
+        """The drop probability of the attention weights (the rate of ``attn_drop``)."""
+        return self.attn_drop.p
+
+    @attn_dropout.setter
+    def attn_dropout(self, value: float) -> None:
+        self.attn_drop.p = check_probability(value, "attn_dropout")
+
+    @property
+    def resid_dropout(self) -> float:
+        """The drop probability of the sub-layers' outputs (the rate of ``resid_drop``)."""
+        return self.resid_drop.p
+
+    @resid_dropout.setter
+    def resid_dropout(self, value: float) -> None:
+        self.resid_drop.p = check_probability(value, "resid_dropout")
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        attn, weights = self_attention(self.norm1(x), self.w_qkv, n_heads=self.n_heads,
-                                       attn_dropout=self.attn_dropout, training=self.training,
-                                       causal=self.causal, generator=self.generator, return_weights=True)
+        check_float_tensor(x)
+        if x.dim() != 3 or x.shape[-1] != self.d_model:
+            raise ValueError(f"x must have shape (batch, n, {self.d_model}), got {tuple(x.shape)}")
+        check_same_dtype("the block's parameters", self.w_qkv, x=x)
+        attn, weights = _attention(self.norm1(x), self.w_qkv, self.n_heads, self.causal, self.attn_drop)
         self.last_weights = weights.detach()
-        drop = lambda t: inverted_dropout(t, self.resid_dropout, training=self.training,  # noqa: E731
-                                          generator=self.generator)
-        h = x + drop(self.out(attn))
-        return h + drop(self.mlp(self.norm2(h)))
+        h = x + self.resid_drop(self.out(attn))
+        return h + self.resid_drop(self.mlp(self.norm2(h)))
 
     def extra_repr(self) -> str:
         return f"n_heads={self.n_heads}, attn_dropout={self.attn_dropout}, resid_dropout={self.resid_dropout}"
@@ -191,8 +224,10 @@ class TinyTransformer(nn.Module):
     Token and learned position embeddings are added, the sum goes through embedding dropout
     (rate ``embed_dropout``, as in :cite:`vaswani2017attention` and :cite:`devlin2019bert`),
     then ``n_layers`` :class:`TransformerBlock` s, a final LayerNorm, the mean over positions
-    and a linear layer to ``n_classes`` logits. See chapter 9, "Dropout in transformers",
-    section "Experiment".
+    and a linear layer to ``n_classes`` logits. Every rate is applied by an
+    :class:`~dropoutbook.InvertedDropout` submodule (``embed_drop`` and those of the blocks), so
+    :func:`~dropoutbook.mc_predict` runs Monte Carlo dropout on it. See chapter 9, "Dropout in
+    transformers", section "Experiment".
 
     Args:
         vocab_size, seq_len, n_classes, d_model, n_heads, n_layers, d_ff: positive ints.
@@ -212,12 +247,17 @@ class TinyTransformer(nn.Module):
                  n_layers: int = 1, d_ff: int = 64, embed_dropout: float = 0.0, attn_dropout: float = 0.0,
                  resid_dropout: float = 0.0, generator: torch.Generator | None = None) -> None:
         super().__init__()
-        for value, name in ((vocab_size, "vocab_size"), (seq_len, "seq_len"), (n_classes, "n_classes"),
-                            (n_layers, "n_layers")):
-            _positive_int(value, name)
-        self.seq_len = int(seq_len)
-        self.embed_dropout = check_probability(embed_dropout, "embed_dropout")
+        vocab_size, seq_len, n_classes, d_model, n_heads, n_layers, d_ff = (
+            check_int(value, name, minimum=1) for value, name in (
+                (vocab_size, "vocab_size"), (seq_len, "seq_len"), (n_classes, "n_classes"),
+                (d_model, "d_model"), (n_heads, "n_heads"), (n_layers, "n_layers"), (d_ff, "d_ff")))
+        if d_model % n_heads:
+            raise ValueError(f"n_heads must divide d_model = {d_model}, got {n_heads}")
+        attn_dropout = check_probability(attn_dropout, "attn_dropout")
+        resid_dropout = check_probability(resid_dropout, "resid_dropout")
+        self.seq_len = seq_len
         self.generator = check_generator(generator)
+        self.embed_drop = InvertedDropout(check_probability(embed_dropout, "embed_dropout"), generator=generator)
         self.tokens = nn.Embedding(vocab_size, d_model)
         self.positions = nn.Parameter(torch.randn(seq_len, d_model) * 0.02)
         self.blocks = nn.ModuleList(
@@ -228,16 +268,26 @@ class TinyTransformer(nn.Module):
         self.norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, n_classes)
 
+    @property
+    def embed_dropout(self) -> float:
+        """The drop probability of the embeddings (the rate of ``embed_drop``)."""
+        return self.embed_drop.p
+
+    @embed_dropout.setter
+    def embed_dropout(self, value: float) -> None:
+        self.embed_drop.p = check_probability(value, "embed_dropout")
+
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         if not isinstance(tokens, torch.Tensor) or tokens.dtype != torch.int64:
-            raise TypeError("tokens must be an int64 tensor of shape (batch, seq_len)")
+            got = f"dtype {tokens.dtype}" if isinstance(tokens, torch.Tensor) else type(tokens).__name__
+            raise TypeError(f"tokens must be an int64 tensor of shape (batch, seq_len), got {got}")
         if tokens.dim() != 2 or tokens.shape[1] != self.seq_len:
             raise ValueError(f"tokens must have shape (batch, {self.seq_len}), got {tuple(tokens.shape)}")
         if tokens.numel() and not 0 <= int(tokens.min()) <= int(tokens.max()) < self.tokens.num_embeddings:
             raise ValueError(f"tokens must be ids in [0, {self.tokens.num_embeddings - 1}] (vocab_size "
                              f"{self.tokens.num_embeddings}), got values from {int(tokens.min())} to {int(tokens.max())}")
         h = self.tokens(tokens) + self.positions.to(self.tokens.weight.dtype)
-        h = inverted_dropout(h, self.embed_dropout, training=self.training, generator=self.generator)
+        h = self.embed_drop(h)
         for block in self.blocks:
             h = block(h)
         return self.head(self.norm(h).mean(dim=1))
@@ -266,12 +316,11 @@ def counting_task(n_train: int, n_test: int = 500, *, seq_len: int = 12, vocab_s
         >>> split.x_train.shape, split.x_test.dtype
         (torch.Size([100, 12]), torch.int64)
     """
-    for value, name in ((n_train, "n_train"), (n_test, "n_test"), (seq_len, "seq_len")):
-        _positive_int(value, name)
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, numbers.Integral) or vocab_size < 2:
-        raise ValueError(f"vocab_size must be an int >= 2, got {vocab_size!r}")
+    n_train, n_test, seq_len = (check_int(value, name, minimum=1) for value, name in (
+        (n_train, "n_train"), (n_test, "n_test"), (seq_len, "seq_len")))
+    vocab_size = check_int(vocab_size, "vocab_size", minimum=2)
     label_noise = check_probability(label_noise, "label_noise")
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator().manual_seed(check_seed(seed))
 
     def draw(n):
         x = torch.randint(0, vocab_size, (n, seq_len), generator=g)

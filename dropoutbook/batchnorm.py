@@ -11,32 +11,18 @@ dropout off (:func:`recalibrate_batchnorm`).
 
 from __future__ import annotations
 
-import math
-import numbers
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ._validation import check_probability
+from ._validation import as_float_tensor, check_module, check_probability, check_real_or_float_tensor, like_input
 
 __all__ = ["bn_train_variance", "VarianceShift", "measure_variance_shift", "recalibrate_batchnorm"]
-
-
-def _check_nonnegative(value, name: str):
-    if isinstance(value, torch.Tensor):
-        if not value.is_floating_point():
-            raise TypeError(f"{name} must be a float or a floating tensor, got a tensor of dtype {value.dtype}")
-        if torch.isnan(value).any() or (value < 0).any():
-            raise ValueError(f"{name} must be non-negative (and not NaN)")
-        return value
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number or a floating tensor, got {type(value).__name__}")
-    if math.isnan(value) or value < 0:
-        raise ValueError(f"{name} must be a non-negative number, got {value!r}")
-    return float(value)
 
 
 def bn_train_variance(mu, sigma2, keep_prob: float):
@@ -58,13 +44,15 @@ def bn_train_variance(mu, sigma2, keep_prob: float):
     the variance shift", and :cite:`li2019understanding`.
 
     Args:
-        mu: mean :math:`\mu` of the unit (a number or a floating tensor).
-        sigma2: variance :math:`\sigma^2 \ge 0` of the unit (a number or a floating tensor).
+        mu: mean :math:`\mu` of the unit (a number, a floating tensor or a NumPy array; no NaN).
+        sigma2: variance :math:`\sigma^2 \ge 0` of the unit (a number, a floating tensor or a
+            NumPy array).
         keep_prob: keep probability :math:`q = 1 - p \in (0, 1]`.
 
     Returns:
         :math:`\sigma^2/q + \mu^2(1-q)/q`, a float for number inputs, otherwise a tensor
-        (broadcast, in the inputs' dtype and device).
+        (broadcast, in the inputs' dtype and device), or a NumPy array when the array inputs are
+        NumPy arrays.
 
     Examples:
         >>> bn_train_variance(0.0, 1.0, 0.5)
@@ -73,14 +61,14 @@ def bn_train_variance(mu, sigma2, keep_prob: float):
         3.0
     """
     q = check_probability(keep_prob, "keep_prob", allow_zero=False)
-    if isinstance(mu, torch.Tensor) and not mu.is_floating_point():
-        raise TypeError(f"mu must be a float or a floating tensor, got a tensor of dtype {mu.dtype}")
-    if not isinstance(mu, torch.Tensor) and (isinstance(mu, bool) or not isinstance(mu, numbers.Real)):
-        raise TypeError(f"mu must be a real number or a floating tensor, got {type(mu).__name__}")
-    if not isinstance(mu, torch.Tensor) and math.isnan(mu):
-        raise ValueError("mu must be a number, got nan")
-    sigma2 = _check_nonnegative(sigma2, "sigma2")
-    return sigma2 / q + mu**2 * (1 - q) / q
+    given = (mu, sigma2)
+    mu = as_float_tensor(mu, "mu")[0] if isinstance(mu, np.ndarray) else mu
+    sigma2 = as_float_tensor(sigma2, "sigma2")[0] if isinstance(sigma2, np.ndarray) else sigma2
+    mu = check_real_or_float_tensor(mu, "mu")
+    sigma2 = check_real_or_float_tensor(sigma2, "sigma2", nonnegative=True)
+    result = sigma2 / q + mu**2 * (1 - q) / q
+    as_numpy = any(isinstance(v, np.ndarray) for v in given) and not any(isinstance(v, torch.Tensor) for v in given)
+    return like_input(result, as_numpy)
 
 
 @dataclass(frozen=True)
@@ -125,8 +113,7 @@ class VarianceShift:
 
 
 def _batchnorm_layers(model: nn.Module) -> list[tuple[str, _BatchNorm]]:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_module(model)
     layers = [(name, m) for name, m in model.named_modules()
               if isinstance(m, _BatchNorm) and m.track_running_stats and m.running_var is not None]
     if not layers:
@@ -148,6 +135,13 @@ def _inputs(batches) -> Iterable[torch.Tensor]:
         if batch.dim() < 2 or batch.shape[0] < 2:
             raise ValueError(f"batches[{i}] must have shape (N, C, ...) with N >= 2 samples, got {tuple(batch.shape)}")
         yield batch
+
+
+def _warn_unreached(names: list[str], what: str) -> None:
+    if names:
+        listed = ", ".join(repr(n) for n in names)
+        warnings.warn(f"BatchNorm layer(s) {listed} never ran during the forward passes over batches; "
+                      f"{what}", UserWarning, stacklevel=3)
 
 
 def _training_flags(model: nn.Module) -> dict[nn.Module, bool]:
@@ -195,7 +189,9 @@ def measure_variance_shift(model: nn.Module, batches) -> dict[str, VarianceShift
 
     the square of the scale error :math:`k` of :cite:`li2019understanding`: a ratio above 1 means
     the layer divides its test-time input by too large a standard deviation. Nothing in the model
-    changes: modes are restored and the hooks removed, also when an exception is raised.
+    changes: modes are restored and the hooks removed, also when an exception is raised. A layer
+    that the forward never reaches (an unused head, say) has no test-time statistics: it is left
+    out of the result with a warning, and ``ValueError`` is raised when no layer is reached.
 
     Args:
         model: a module with at least one BatchNorm layer that tracks running statistics.
@@ -231,9 +227,16 @@ def measure_variance_shift(model: nn.Module, batches) -> dict[str, VarianceShift
         _restore_flags(flags)
     if seen == 0:
         raise ValueError("batches is empty: pass at least one batch")
+    unreached = [name for name, _ in layers if moments[name].n == 0]
+    if len(unreached) == len(layers):
+        raise ValueError(f"no BatchNorm layer of the model ran during the forward passes (layers "
+                         f"{', '.join(repr(n) for n in unreached)}): there is nothing to measure")
+    _warn_unreached(unreached, "they are left out of the result")
     out = {}
     for name, layer in layers:
         m = moments[name]
+        if m.n == 0:
+            continue
         out[name] = VarianceShift(
             name=name,
             running_mean=layer.running_mean.detach().to(torch.float64).clone(),
@@ -267,8 +270,10 @@ def recalibrate_batchnorm(model: nn.Module, batches) -> nn.Module:
     The running statistics (``running_mean``, ``running_var``, ``num_batches_tracked``) are
     changed in place; that is the purpose of the function. Nothing else changes: momenta and
     every module's training flag are restored afterwards, also when an exception is raised, and
-    parameters are not touched. Note that a pass in *training* mode (dropout on) would reproduce
-    the shifted statistics.
+    parameters are not touched. A BatchNorm layer that the forward never reaches keeps its
+    statistics, with a warning (``torch.optim.swa_utils.update_bn`` resets such a layer to mean 0
+    and variance 1). Note that a pass in *training* mode (dropout on) would reproduce the shifted
+    statistics.
 
     Args:
         model: a module with at least one BatchNorm layer that tracks running statistics.
@@ -295,6 +300,15 @@ def recalibrate_batchnorm(model: nn.Module, batches) -> nn.Module:
     seen = 0
     saved = {layer: (layer.running_mean.clone(), layer.running_var.clone(), layer.num_batches_tracked.clone())
              for _, layer in layers}
+
+    def restore(layer: _BatchNorm) -> None:
+        mean, var, count = saved[layer]
+        layer.running_mean.copy_(mean)
+        layer.running_var.copy_(var)
+        layer.num_batches_tracked.copy_(count)
+
+    reached: set[_BatchNorm] = set()
+    handles = [layer.register_forward_pre_hook(lambda module, args: reached.add(module)) for _, layer in layers]
     try:
         model.eval()
         for _, layer in layers:
@@ -307,13 +321,18 @@ def recalibrate_batchnorm(model: nn.Module, batches) -> nn.Module:
         if seen == 0:
             raise ValueError("batches is empty: pass at least one batch")
     except BaseException:
-        for layer, (mean, var, count) in saved.items():  # leave the model as it was
-            layer.running_mean.copy_(mean)
-            layer.running_var.copy_(var)
-            layer.num_batches_tracked.copy_(count)
+        for layer in saved:  # leave the model as it was
+            restore(layer)
         raise
     finally:
+        for h in handles:
+            h.remove()
         for layer, momentum in momenta.items():
             layer.momentum = momentum
         _restore_flags(flags)
+    unreached = [name for name, layer in layers if layer not in reached]
+    for name, layer in layers:
+        if layer not in reached:  # no data reached it: keep its statistics rather than reset them to 0 and 1
+            restore(layer)
+    _warn_unreached(unreached, "their running statistics are left unchanged")
     return model

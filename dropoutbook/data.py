@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ._validation import check_float_dtype, check_int, check_probability, check_seed
+
 __all__ = ["Split", "load_digits_split", "with_label_noise"]
 
 
@@ -53,11 +55,9 @@ def load_digits_split(n_train: int = 300, *, seed: int = 0, dtype: torch.dtype =
     except ImportError as exc:  # pragma: no cover - the book extra installs scikit-learn
         raise ImportError("load_digits_split needs scikit-learn: pip install 'dropoutbook[book]'") from exc
     x, y = load_digits(return_X_y=True)
-    if isinstance(n_train, bool) or not isinstance(n_train, int) or not 10 <= n_train <= len(y) - 10:
-        raise ValueError(f"n_train must be an int in [10, {len(y) - 10}], got {n_train!r}")
-    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-        raise TypeError(f"dtype must be a floating torch dtype, got {dtype}")
-    order = np.random.default_rng(seed).permutation(len(y))
+    n_train = check_int(n_train, "n_train", minimum=10, maximum=len(y) - 10)
+    check_float_dtype(dtype)
+    order = np.random.default_rng(check_seed(seed)).permutation(len(y))
     train, test = order[:n_train], order[n_train:]
     mean = x[train].mean(axis=0)
     std = x[train].std(axis=0)
@@ -79,10 +79,8 @@ def with_label_noise(split: Split, fraction: float, *, seed: int = 0) -> Split:
         fraction: probability in [0, 1] that a training label is resampled.
         seed: seed of the corruption.
     """
-    from ._validation import check_probability
-
     fraction = check_probability(fraction, "fraction")
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator().manual_seed(check_seed(seed))
     resample = torch.rand(len(split.y_train), generator=g) < fraction
     noisy = split.y_train.clone()
     noisy[resample] = torch.randint(0, split.n_classes, (int(resample.sum()),), generator=g)

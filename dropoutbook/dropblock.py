@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import functools
 import math
-import numbers
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._validation import check_float_tensor, check_generator, check_probability, check_shape
+from ._validation import (check_bool, check_device, check_float_dtype, check_float_tensor, check_generator, check_int,
+                          check_probability, check_shape)
+from .masks import _apply_mask, _dropped_entirely
 
 __all__ = [
     "coverage_counts", "block_drop_fraction", "seed_rate", "paper_seed_rate",
@@ -35,22 +36,8 @@ __all__ = [
 ]
 
 
-def _check_size(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a positive int, got {value!r} ({type(value).__name__})")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value}")
-    return int(value)
-
-
 def _check_block_size(block_size) -> int:
-    if isinstance(block_size, bool) or not isinstance(block_size, numbers.Integral):
-        raise TypeError(f"block_size must be an odd positive int, got {block_size!r} "
-                        f"({type(block_size).__name__})")
-    if block_size < 1 or block_size % 2 == 0:
-        raise ValueError(f"block_size must be an odd positive int (a block is centred on its seed), "
-                         f"got {block_size}")
-    return int(block_size)
+    return check_int(block_size, "block_size", minimum=1, odd=True, why="a block is centred on its seed")
 
 
 def _clipped(height: int, width: int, block_size: int) -> tuple[int, int]:
@@ -94,7 +81,7 @@ def coverage_counts(height: int, width: int, block_size: int) -> torch.Tensor:
                 [2, 4, 4, 2],
                 [1, 2, 2, 1]])
     """
-    height, width = _check_size(height, "height"), _check_size(width, "width")
+    height, width = check_int(height, "height", minimum=1), check_int(width, "width", minimum=1)
     bh, bw = _clipped(height, width, _check_block_size(block_size))
     rows, cols = _axis_counts(height, bh), _axis_counts(width, bw)
     return torch.from_numpy(np.outer(rows, cols)).to(torch.int64)
@@ -134,8 +121,8 @@ def block_drop_fraction(gamma: float, height: int, width: int, block_size: int) 
         0.0929
     """
     gamma = _check_gamma(gamma)
-    counts, weights = _count_histogram(_check_size(height, "height"), _check_size(width, "width"),
-                                       _check_block_size(block_size))
+    height, width = check_int(height, "height", minimum=1), check_int(width, "width", minimum=1)
+    counts, weights = _count_histogram(height, width, _check_block_size(block_size))
     return float(np.sum(weights * -np.expm1(counts * np.log1p(-gamma)))) if gamma < 1 else 1.0
 
 
@@ -162,7 +149,7 @@ def paper_seed_rate(p: float, height: int, width: int, block_size: int) -> float
         0.1
     """
     p = check_probability(p)
-    height, width = _check_size(height, "height"), _check_size(width, "width")
+    height, width = check_int(height, "height", minimum=1), check_int(width, "width", minimum=1)
     bh, bw = _clipped(height, width, _check_block_size(block_size))
     return p * height * width / (bh * bw * (height - bh + 1) * (width - bw + 1))
 
@@ -222,8 +209,8 @@ def seed_rate(p: float, height: int, width: int, block_size: int) -> float:
         (0.006764, 0.1)
     """
     p = check_probability(p)
-    return _solve_seed_rate(p, _check_size(height, "height"), _check_size(width, "width"),
-                            _check_block_size(block_size))
+    height, width = check_int(height, "height", minimum=1), check_int(width, "width", minimum=1)
+    return _solve_seed_rate(p, height, width, _check_block_size(block_size))
 
 
 def _dropped_map(shape: tuple[int, ...], gamma: float, bh: int, bw: int, device,
@@ -280,8 +267,8 @@ def dropblock_mask(shape, gamma: float, block_size: int, *, generator: torch.Gen
     gamma = _check_gamma(gamma)
     block_size = _check_block_size(block_size)
     check_generator(generator)
-    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-        raise TypeError(f"dtype must be a floating torch dtype, got {dtype}")
+    device = check_device(device)
+    check_float_dtype(dtype)
     if math.prod(shape) == 0:
         return torch.ones(shape, device=device, dtype=dtype)
     bh, bw = _clipped(shape[-2], shape[-1], block_size)
@@ -311,13 +298,14 @@ def drop_block2d(x: torch.Tensor, p: float, block_size: int, *, training: bool =
 
     Args:
         x: floating tensor ``(N, C, H, W)`` or ``(C, H, W)``; it is never modified.
-        p: expected fraction of dropped activations, in [0, 1]; ``p == 1`` returns zeros.
+        p: expected fraction of dropped activations, in [0, 1]; ``p == 1`` returns zeros (with a
+            zero gradient).
         block_size: odd positive int :math:`b`; an even size raises ``ValueError``.
-        training: apply DropBlock if ``True``, the identity (a copy of ``x``) otherwise.
+        training: a bool: apply DropBlock if ``True``, the identity (a copy of ``x``) otherwise.
         generator: optional ``torch.Generator`` for a reproducible mask.
 
     Shape:
-        Output has the shape, dtype and device of ``x``.
+        Output has the shape, dtype, device and memory layout (e.g. channels-last) of ``x``.
 
     See chapter 7, "DropBlock"; :cite:`ghiasi2018dropblock`.
 
@@ -332,11 +320,12 @@ def drop_block2d(x: torch.Tensor, p: float, block_size: int, *, training: bool =
         raise ValueError(f"x must have shape (N, C, H, W) or (C, H, W), got {tuple(x.shape)}")
     p = check_probability(p)
     block_size = _check_block_size(block_size)
+    training = check_bool(training, "training")
     check_generator(generator)
     if not training or p == 0.0 or x.numel() == 0:
         return x.clone()
     if p == 1.0:
-        return torch.where(torch.zeros_like(x, dtype=torch.bool), x, 0.0)
+        return _dropped_entirely(x)
     height, width = x.shape[-2:]
     bh, bw = _clipped(height, width, block_size)
     gamma = _solve_seed_rate(p, height, width, block_size)
@@ -346,9 +335,7 @@ def drop_block2d(x: torch.Tensor, p: float, block_size: int, *, training: bool =
     mask = dropped.mul_(-scale).add_(scale)  # (1 - dropped) / (1 - p), in place
     if mask.dtype != x.dtype:
         mask = mask.to(x.dtype)
-    if x.requires_grad and torch.is_grad_enabled():
-        return x * mask
-    return mask.mul_(x)
+    return _apply_mask(x, mask)
 
 
 class LinearSchedule:
@@ -377,12 +364,10 @@ class LinearSchedule:
     def __init__(self, start: float, end: float, steps: int) -> None:
         self.start = check_probability(start, "start")
         self.end = check_probability(end, "end")
-        self.steps = _check_size(steps, "steps")
+        self.steps = check_int(steps, "steps", minimum=1)
 
     def __call__(self, step: int) -> float:
-        if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
-            raise ValueError(f"step must be a non-negative int, got {step!r}")
-        fraction = min(int(step), self.steps) / self.steps
+        fraction = min(check_int(step, "step", minimum=0), self.steps) / self.steps
         return self.start + (self.end - self.start) * fraction
 
     def __repr__(self) -> str:
@@ -460,7 +445,8 @@ def neighbour_fill(x: torch.Tensor, keep: torch.Tensor) -> tuple[torch.Tensor, t
 
     Returns:
         ``(filled, isolated)``: the map with dropped positions replaced by the neighbour mean, and
-        a bool tensor that is ``True`` at dropped positions with no kept neighbour.
+        a bool tensor that is ``True`` at dropped positions with no kept neighbour. A map with a
+        zero side gives empty outputs of its shape.
 
     See chapter 7, "DropBlock", section "The question".
 
@@ -476,8 +462,10 @@ def neighbour_fill(x: torch.Tensor, keep: torch.Tensor) -> tuple[torch.Tensor, t
     if keep.shape != x.shape or x.dim() < 2:
         raise ValueError(f"keep must have the shape of x, (..., H, W); got {tuple(keep.shape)} and "
                          f"{tuple(x.shape)}")
-    if not bool(((keep == 0) | (keep == 1)).all()):
+    if keep.is_complex() or not bool(((keep == 0) | (keep == 1)).all()):
         raise ValueError("keep must hold only 0/1 (or False/True) values")
+    if x.numel() == 0:  # a map with a zero side, or no maps: nothing to fill
+        return x.clone(), torch.zeros_like(x, dtype=torch.bool)
     keep = keep.to(x.dtype)
     flat = lambda t: t.reshape(-1, 1, *x.shape[-2:])  # noqa: E731
     kernel = torch.ones(1, 1, 3, 3, dtype=x.dtype, device=x.device)

@@ -19,15 +19,15 @@ Convention: ``p`` is the probability of *dropping* a unit; a unit is kept with p
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
-from ._validation import check_float_tensor, check_probability
+from ._validation import (as_float_tensor, as_tensor, check_device, check_float_dtype, check_float_tensor, check_int, check_module,
+                          check_probability, like_input)
 from .masks import InvertedDropout, StandardDropout
 
 __all__ = [
@@ -38,16 +38,6 @@ __all__ = [
 
 #: Largest number of units :func:`subnetwork_average` enumerates (2**24 masks).
 MAX_ENUMERATED_UNITS = 24
-
-
-def _check_count(value, name: str, *, minimum: int, maximum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    value = int(value)
-    if value < minimum or (maximum is not None and value > maximum):
-        allowed = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
-        raise ValueError(f"{name} must be an int {allowed}, got {value}")
-    return value
 
 
 def enumerate_masks(n_units: int, *, dtype: torch.dtype = torch.float64, device=None) -> torch.Tensor:
@@ -73,9 +63,9 @@ def enumerate_masks(n_units: int, *, dtype: torch.dtype = torch.float64, device=
                 [1., 0.],
                 [1., 1.]], dtype=torch.float64)
     """
-    n = _check_count(n_units, "n_units", minimum=0, maximum=MAX_ENUMERATED_UNITS)
-    if not (dtype == torch.bool or (isinstance(dtype, torch.dtype) and dtype.is_floating_point)):
-        raise TypeError(f"dtype must be a floating dtype or torch.bool, got {dtype}")
+    n = check_int(n_units, "n_units", minimum=0, maximum=MAX_ENUMERATED_UNITS)
+    check_float_dtype(dtype, allow_bool=True)
+    device = check_device(device)
     codes = torch.arange(2**n, device=device)
     bits = torch.arange(n - 1, -1, -1, device=device)
     masks = (codes[:, None] >> bits[None, :]) & 1
@@ -121,11 +111,11 @@ def subnetwork_average(fn: Callable[[torch.Tensor], torch.Tensor], n_units: int,
     """
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__}")
-    n = _check_count(n_units, "n_units", minimum=0, maximum=MAX_ENUMERATED_UNITS)
+    n = check_int(n_units, "n_units", minimum=0, maximum=MAX_ENUMERATED_UNITS)
     p = check_probability(p)
-    chunk_size = _check_count(chunk_size, "chunk_size", minimum=1)
-    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-        raise TypeError(f"dtype must be a floating torch dtype, got {dtype}")
+    chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
+    check_float_dtype(dtype)
+    device = check_device(device)
     masks = enumerate_masks(n, dtype=dtype, device=device)
     total = None
     for start in range(0, masks.shape[0], chunk_size):
@@ -164,13 +154,15 @@ def subnetwork_forward(model: nn.Sequential, x: torch.Tensor, masks: Sequence[to
     belongs to subnetwork :math:`t`, and the same mask is applied to every example of ``x``, so the
     result is the output of :math:`T` fixed subnetworks, in one batched pass. The model's modes,
     parameters and buffers are not changed (its other modules are called as they are; batch norm in
-    training mode is refused because it would update its running statistics).
+    training mode is refused because it would update its running statistics). An evaluation-mode
+    ``BatchNorm1d`` normalizes the features of the :math:`T \cdot N` rows, as it does for the
+    ``(N, d)`` input of the model itself; ``BatchNorm2d``/``3d`` (images) are refused.
 
     Chapter 4, "Dropout as an ensemble of subnetworks" (:cite:`srivastava2014dropout`).
 
     Args:
         model: an ``nn.Sequential`` whose modules act on the last dimension (``Linear``,
-            activations, dropout).
+            activations, ``LayerNorm``, dropout) or are an evaluation-mode ``BatchNorm1d``.
         x: floating input of shape ``(N, d)``.
         masks: one tensor per dropout layer of ``model``, in order, each of shape ``(T, n_k)``
             with entries 0 and 1 (``n_k`` the width at that layer; ``T`` the same for all).
@@ -185,8 +177,7 @@ def subnetwork_forward(model: nn.Sequential, x: torch.Tensor, masks: Sequence[to
         >>> out.shape
         torch.Size([1, 4, 1])
     """
-    if not isinstance(model, nn.Sequential):
-        raise TypeError(f"model must be a torch.nn.Sequential, got {type(model).__name__}")
+    check_module(model, "model", nn.Sequential)
     check_float_tensor(x)
     if x.ndim != 2:
         raise ValueError(f"x must have shape (N, d), got shape {tuple(x.shape)}")
@@ -198,23 +189,32 @@ def subnetwork_forward(model: nn.Sequential, x: torch.Tensor, masks: Sequence[to
                          f"got {len(masks)}")
     sizes = set()
     for k, mask in enumerate(masks):
-        if not isinstance(mask, torch.Tensor) or mask.ndim != 2:
-            raise ValueError(f"masks[{k}] must be a tensor of shape (T, n_units)")
+        if not isinstance(mask, torch.Tensor):
+            raise TypeError(f"masks[{k}] must be a tensor of shape (T, n_units), got {type(mask).__name__}")
+        if mask.ndim != 2:
+            raise ValueError(f"masks[{k}] must be a tensor of shape (T, n_units), got shape {tuple(mask.shape)}")
         sizes.add(mask.shape[0])
-        values = mask.unique()
-        if not bool(((values == 0) | (values == 1)).all()):
+        if mask.is_complex() or not bool(((mask == 0) | (mask == 1)).all()):
             raise ValueError(f"masks[{k}] must contain only 0 and 1")
     if len(sizes) > 1:
         raise ValueError(f"every mask must have the same number of rows T, got {sorted(sizes)}")
     for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.training:
+        if isinstance(module, _BatchNorm) and module.training:
             raise ValueError("model has a batch-norm layer in training mode; call model.eval() first "
                              "(its running statistics would change)")
+        if isinstance(module, _BatchNorm) and not isinstance(module, nn.BatchNorm1d):
+            raise ValueError(f"subnetwork_forward runs models on inputs of shape (N, d); "
+                             f"{type(module).__name__} needs images or volumes (use BatchNorm1d)")
     t = sizes.pop() if sizes else 1
     h = x.unsqueeze(0).expand(t, *x.shape)
     k = 0
     for module in model:
         scale = _dropout_scale(module)
+        if isinstance(module, nn.BatchNorm1d):
+            # BatchNorm1d reads dimension 1 of a 3-d input as its channels: give it the T * N
+            # examples as rows, (T * N, d), so that it normalizes the d features
+            h = module(h.reshape(-1, h.shape[-1])).reshape(h.shape)
+            continue
         if scale is None:
             h = module(h)
             continue
@@ -266,14 +266,15 @@ def ambiguity_decomposition(preds, target, *, event_dims: int = 0) -> AmbiguityD
 
     Args:
         preds: predictions of shape ``(T, *S)`` with :math:`T \ge 2`: a floating tensor or
-            numpy array (converted to a tensor).
-        target: tensor or array broadcastable to ``S``.
+            NumPy array.
+        target: tensor or NumPy array broadcastable to ``S``.
         event_dims: the number of trailing dimensions of ``S`` that form one prediction (their
             squared differences are summed, e.g. 1 for class-probability vectors); the other
             dimensions of ``S`` index examples and are averaged.
 
     Returns:
-        :class:`AmbiguityDecomposition` of 0-dimensional tensors in the dtype of ``preds``.
+        :class:`AmbiguityDecomposition` of 0-dimensional tensors in the dtype of ``preds``
+        (NumPy scalars when ``preds`` and ``target`` are NumPy arrays).
 
     Examples:
         >>> preds = torch.tensor([[1.0], [2.0], [4.0]])
@@ -281,17 +282,14 @@ def ambiguity_decomposition(preds, target, *, event_dims: int = 0) -> AmbiguityD
         >>> [round(float(v), 4) for v in (terms.individual_error, terms.ensemble_error, terms.diversity)]
         [1.6667, 0.1111, 4.6667]
     """
-    if isinstance(preds, np.ndarray):
-        preds = torch.from_numpy(preds)
-    if isinstance(target, np.ndarray):
-        target = torch.from_numpy(target)
-    check_float_tensor(preds, "preds")
-    if not isinstance(target, torch.Tensor):
-        raise TypeError(f"target must be a torch.Tensor or numpy array, got {type(target).__name__}")
+    preds, numpy_preds = as_float_tensor(preds, "preds")
+    target, numpy_target = as_tensor(target, "target")
+    if target.is_complex():
+        raise TypeError(f"target must be real, got dtype {target.dtype}")
     if preds.ndim < 1 or preds.shape[0] < 2:
         raise ValueError(f"preds must have shape (T, ...) with T >= 2 members (D needs a pair), "
                          f"got shape {tuple(preds.shape)}")
-    event_dims = _check_count(event_dims, "event_dims", minimum=0, maximum=preds.ndim - 1)
+    event_dims = check_int(event_dims, "event_dims", minimum=0, maximum=preds.ndim - 1)
     if preds[0].numel() == 0:
         raise ValueError("preds has no examples (an empty dimension)")
     try:
@@ -313,7 +311,9 @@ def ambiguity_decomposition(preds, target, *, event_dims: int = 0) -> AmbiguityD
     # every ordered pair i != j; the pair (i, j) gives the same value as (j, i)
     pairs = [squared(preds[i] - preds[j]) for i in range(t) for j in range(t) if i != j]
     diversity = torch.stack(pairs).mean()
-    return AmbiguityDecomposition(individual, ensemble, diversity, t)
+    as_given = numpy_preds and numpy_target
+    return AmbiguityDecomposition(like_input(individual, as_given), like_input(ensemble, as_given),
+                                  like_input(diversity, as_given), t)
 
 
 def path_survival_probability(p: float, depth: int, *, input_p: float = 0.0) -> float:
@@ -343,7 +343,7 @@ def path_survival_probability(p: float, depth: int, *, input_p: float = 0.0) -> 
     """
     p = check_probability(p)
     input_p = check_probability(input_p, "input_p")
-    depth = _check_count(depth, "depth", minimum=0)
+    depth = check_int(depth, "depth", minimum=0)
     return (1.0 - input_p) * (1.0 - p) ** depth
 
 

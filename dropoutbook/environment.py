@@ -182,8 +182,9 @@ def install_kernel(*, user: bool = False, prefix: str | None = None) -> str:
     """
     from jupyter_client.kernelspec import KernelSpecManager
 
-    if not isinstance(user, bool):
-        raise TypeError(f"user must be a bool, got {type(user).__name__}")
+    from ._validation import check_bool
+
+    user = check_bool(user, "user")
     if user and prefix is not None:
         raise ValueError("give either user=True or a prefix, not both")
     if prefix is None and not user:

@@ -8,7 +8,9 @@ and, for logistic regression, the quadratic approximation of the penalty of :cit
 together with its exact value.
 
 Conventions: ``X`` has shape ``(n, d)`` (one example per row), ``w`` shape ``(d,)``, ``y`` shape
-``(n,)``; ``p`` is the drop probability, in :math:`[0, 1)`. The squared loss of the book is
+``(n,)``; ``p`` is the drop probability, in :math:`[0, 1)`. The data may be torch tensors or NumPy
+arrays of one floating dtype; the result is a NumPy value when every data argument is a NumPy
+array, a tensor otherwise. The squared loss of the book is
 :math:`L(w) = \frac{1}{2n}\sum_i (y_i - w^\top x_i)^2`; the logistic loss follows
 :cite:`wager2013dropout` and is the *sum* of the negative log-likelihoods.
 """
@@ -19,7 +21,7 @@ import itertools
 
 import torch
 
-from ._validation import check_float_tensor, check_probability
+from ._validation import as_float_tensor, check_probability, check_same_dtype, like_input
 
 __all__ = [
     "dropout_penalty", "dropout_ridge_solution", "logistic_dropout_penalty",
@@ -29,28 +31,27 @@ __all__ = [
 _MAX_ENUMERATED_FEATURES = 16
 
 
-def _check_design(X, name: str = "X") -> torch.Tensor:
-    check_float_tensor(X, name)
+def _check_design(X, name: str = "X") -> tuple[torch.Tensor, bool]:
+    """The design matrix as a tensor, and whether it was given as a NumPy array."""
+    X, was_numpy = as_float_tensor(X, name)
     if X.dim() != 2:
         raise ValueError(f"{name} must be a 2-D tensor of shape (n, d), got shape {tuple(X.shape)}")
     if X.shape[0] == 0 or X.shape[1] == 0:
         raise ValueError(f"{name} must have at least one row and one column, got shape {tuple(X.shape)}")
     if not torch.isfinite(X).all():
         raise ValueError(f"{name} contains NaN or infinite values")
-    return X
+    return X, was_numpy
 
 
-def _check_vector(v, length: int, name: str, what: str, X: torch.Tensor) -> torch.Tensor:
-    check_float_tensor(v, name)
+def _check_vector(v, length: int, name: str, what: str, X: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """A weight or target vector as a tensor, and whether it was given as a NumPy array."""
+    v, was_numpy = as_float_tensor(v, name)
     if v.shape != (length,):
         raise ValueError(f"{name} must have shape ({length},), {what}, got shape {tuple(v.shape)}")
-    if v.dtype != X.dtype or v.device != X.device:
-        raise TypeError(
-            f"{name} must have the dtype and device of X ({X.dtype}, {X.device}), got ({v.dtype}, {v.device})"
-        )
+    check_same_dtype("X", X, **{name: v})
     if not torch.isfinite(v).all():
         raise ValueError(f"{name} contains NaN or infinite values")
-    return v
+    return v, was_numpy
 
 
 def _check_drop_rate(p) -> float:
@@ -74,23 +75,24 @@ def dropout_penalty(w: torch.Tensor, X: torch.Tensor, p: float) -> torch.Tensor:
     :cite:`wager2013dropout`.
 
     Args:
-        w: weights, floating tensor of shape ``(d,)``, same dtype and device as ``X``.
-        X: inputs, floating tensor of shape ``(n, d)``.
+        w: weights, floating tensor (or NumPy array) of shape ``(d,)``, same dtype and device as ``X``.
+        X: inputs, floating tensor (or NumPy array) of shape ``(n, d)``.
         p: drop probability in :math:`[0, 1)`.
 
     Returns:
-        A 0-dim tensor of the dtype and device of ``X``.
+        A 0-dim tensor of the dtype and device of ``X`` (a NumPy scalar for NumPy ``w`` and ``X``).
 
     Examples:
         >>> X = torch.tensor([[1.0, 2.0], [3.0, 0.0]])
         >>> dropout_penalty(torch.tensor([1.0, -1.0]), X, 0.5)  # (1+4+9+0)/(2*2)
         tensor(3.5000)
     """
-    X = _check_design(X)
-    w = _check_vector(w, X.shape[1], "w", "one weight per column of X", X)
+    X, numpy_X = _check_design(X)
+    w, numpy_w = _check_vector(w, X.shape[1], "w", "one weight per column of X", X)
     p = _check_drop_rate(p)
+    as_given = numpy_X and numpy_w
     n = X.shape[0]
-    return (p / (2 * n * (1 - p))) * ((X * w) ** 2).sum()
+    return like_input((p / (2 * n * (1 - p))) * ((X * w) ** 2).sum(), as_given)
 
 
 def dropout_ridge_solution(X: torch.Tensor, y: torch.Tensor, p: float) -> torch.Tensor:
@@ -110,12 +112,14 @@ def dropout_ridge_solution(X: torch.Tensor, y: torch.Tensor, p: float) -> torch.
     See chapter 2, "Dropout as implicit L2 regularization"; :cite:`srivastava2014dropout`.
 
     Args:
-        X: inputs, floating tensor of shape ``(n, d)``.
-        y: targets, floating tensor of shape ``(n,)``, same dtype and device as ``X``.
+        X: inputs, floating tensor (or NumPy array) of shape ``(n, d)``.
+        y: targets, floating tensor (or NumPy array) of shape ``(n,)``, same dtype and device as ``X``.
         p: drop probability in :math:`[0, 1)`.
 
     Returns:
-        Tensor of shape ``(d,)``, dtype and device of ``X``.
+        Tensor of shape ``(d,)``, dtype and device of ``X`` (a NumPy array for NumPy ``X`` and
+        ``y``). float16 and bfloat16 systems, which ``torch.linalg`` cannot solve, are solved in
+        float32 and the solution returned in the dtype of ``X``.
 
     Raises:
         ValueError: if the matrix is singular (a column of ``X`` is zero, or ``p = 0`` with
@@ -126,13 +130,16 @@ def dropout_ridge_solution(X: torch.Tensor, y: torch.Tensor, p: float) -> torch.
         >>> dropout_ridge_solution(X, y, 0.5)  # one feature: (1 - p) times least squares
         tensor([0.5000])
     """
-    X = _check_design(X)
-    y = _check_vector(y, X.shape[0], "y", "one target per row of X", X)
+    X, numpy_X = _check_design(X)
+    y, numpy_y = _check_vector(y, X.shape[0], "y", "one target per row of X", X)
     p = _check_drop_rate(p)
-    gram = X.T @ X
+    # torch.linalg has no float16/bfloat16 kernels: solve those in float32, return in X's dtype
+    work = X.dtype if X.dtype in (torch.float32, torch.float64) else torch.float32
+    Xw, yw = X.to(work), y.to(work)
+    gram = Xw.T @ Xw
     matrix = gram + (p / (1 - p)) * torch.diag(torch.diagonal(gram))
     try:
-        return torch.linalg.solve(matrix, X.T @ y)
+        return like_input(torch.linalg.solve(matrix, Xw.T @ yw).to(X.dtype), numpy_X and numpy_y)
     except torch.linalg.LinAlgError as exc:
         raise ValueError(
             "X^T X + p/(1-p) diag(X^T X) is singular: X has a column of zeros, or p = 0 and the columns "
@@ -159,24 +166,25 @@ def logistic_dropout_penalty(w: torch.Tensor, X: torch.Tensor, p: float) -> torc
     See chapter 2, "Dropout as implicit L2 regularization".
 
     Args:
-        w: weights, floating tensor of shape ``(d,)``, same dtype and device as ``X``.
-        X: inputs, floating tensor of shape ``(n, d)``.
+        w: weights, floating tensor (or NumPy array) of shape ``(d,)``, same dtype and device as ``X``.
+        X: inputs, floating tensor (or NumPy array) of shape ``(n, d)``.
         p: drop probability in :math:`[0, 1)`.
 
     Returns:
-        A 0-dim tensor of the dtype and device of ``X``.
+        A 0-dim tensor of the dtype and device of ``X`` (a NumPy scalar for NumPy ``w`` and ``X``).
 
     Examples:
         >>> X = torch.tensor([[1.0, 2.0]])
         >>> logistic_dropout_penalty(torch.zeros(2), X, 0.5)  # w = 0: no penalty
         tensor(0.)
     """
-    X = _check_design(X)
-    w = _check_vector(w, X.shape[1], "w", "one weight per column of X", X)
+    X, numpy_X = _check_design(X)
+    w, numpy_w = _check_vector(w, X.shape[1], "w", "one weight per column of X", X)
     p = _check_drop_rate(p)
+    as_given = numpy_X and numpy_w
     prob = torch.sigmoid(X @ w)
     curvature = prob * (1 - prob)
-    return (p / (2 * (1 - p))) * (w**2 * (curvature[:, None] * X**2).sum(0)).sum()
+    return like_input((p / (2 * (1 - p))) * (w**2 * (curvature[:, None] * X**2).sum(0)).sum(), as_given)
 
 
 def exact_logistic_dropout_penalty(w: torch.Tensor, X: torch.Tensor, p: float) -> torch.Tensor:
@@ -196,12 +204,13 @@ def exact_logistic_dropout_penalty(w: torch.Tensor, X: torch.Tensor, p: float) -
     See chapter 2, "Dropout as implicit L2 regularization", section "Check".
 
     Args:
-        w: weights, floating tensor of shape ``(d,)`` with ``d <= 16``, same dtype and device as ``X``.
-        X: inputs, floating tensor of shape ``(n, d)``.
+        w: weights, floating tensor (or NumPy array) of shape ``(d,)`` with ``d <= 16``, same dtype
+            and device as ``X``.
+        X: inputs, floating tensor (or NumPy array) of shape ``(n, d)``.
         p: drop probability in :math:`[0, 1)`.
 
     Returns:
-        A 0-dim tensor of the dtype and device of ``X``.
+        A 0-dim tensor of the dtype and device of ``X`` (a NumPy scalar for NumPy ``w`` and ``X``).
 
     Examples:
         >>> X = torch.tensor([[1.0]]); w = torch.tensor([2.0])
@@ -209,9 +218,10 @@ def exact_logistic_dropout_penalty(w: torch.Tensor, X: torch.Tensor, p: float) -
         >>> exact_logistic_dropout_penalty(w, X, 0.5)
         tensor(0.2287)
     """
-    X = _check_design(X)
-    w = _check_vector(w, X.shape[1], "w", "one weight per column of X", X)
+    X, numpy_X = _check_design(X)
+    w, numpy_w = _check_vector(w, X.shape[1], "w", "one weight per column of X", X)
     p = _check_drop_rate(p)
+    as_given = numpy_X and numpy_w
     d = X.shape[1]
     if d > _MAX_ENUMERATED_FEATURES:
         raise ValueError(
@@ -220,7 +230,7 @@ def exact_logistic_dropout_penalty(w: torch.Tensor, X: torch.Tensor, p: float) -
         )
     plain = torch.nn.functional.softplus(X @ w).sum()
     if p == 0.0:
-        return plain - plain
+        return like_input(plain - plain, as_given)
     masks = torch.tensor(list(itertools.product((0.0, 1.0), repeat=d)), dtype=X.dtype, device=X.device)
     kept = masks.sum(1)
     probs = (1 - p) ** kept * p ** (d - kept)
@@ -229,4 +239,4 @@ def exact_logistic_dropout_penalty(w: torch.Tensor, X: torch.Tensor, p: float) -
         block = masks[start:start + 4096]
         logits = X @ (block * w / (1 - p)).T  # (n, masks)
         expected = expected + (torch.nn.functional.softplus(logits).sum(0) * probs[start:start + 4096]).sum()
-    return expected - plain
+    return like_input(expected - plain, as_given)

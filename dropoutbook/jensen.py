@@ -23,14 +23,14 @@ pass computes :math:`f(\mathbb E[z])`.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from ._validation import check_float_tensor, check_generator, check_probability
+from ._validation import (check_choice, check_float_dtype, check_float_tensor, check_generator, check_int,
+                          check_module, check_probability, check_real, check_same_dtype)
 from .masks import InvertedDropout, StandardDropout
 
 __all__ = [
@@ -47,14 +47,6 @@ _ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "square": torch.square,
 }
 _ELEMENTS_PER_CHUNK = 2**22  # bounds the memory of one chunk of masks times units (32 MiB in float64)
-
-
-def _check_count(value, name: str, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int >= {minimum}, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
-    return int(value)
 
 
 def _check_enumerable(n: int, what: str) -> None:
@@ -95,12 +87,11 @@ def _mask_chunks(n: int, keep_prob: float, *, chunk_size: int = 2**16,
         >>> masks.tolist(), probs.tolist()
         ([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], [0.0625, 0.1875, 0.1875, 0.5625])
     """
-    n = _check_count(n, "n", minimum=1)
+    n = check_int(n, "n", minimum=1)
     _check_enumerable(n, "n")
     q = check_probability(keep_prob, "keep_prob")
-    chunk_size = _check_count(chunk_size, "chunk_size", minimum=1)
-    if not dtype.is_floating_point:
-        raise TypeError(f"dtype must be a floating dtype, got {dtype}")
+    chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
+    check_float_dtype(dtype)
     bits = torch.arange(n, device=device)
     total = 2**n
     for start in range(0, total, chunk_size):
@@ -157,12 +148,6 @@ def _elementwise(f, z: torch.Tensor) -> torch.Tensor:
         raise TypeError(f"f must map a floating tensor to a floating tensor of the same shape "
                         f"(an elementwise activation), got {got} for shape {tuple(z.shape)}")
     return out
-
-
-def _check_scaling(scaling) -> str:
-    if scaling not in ("inverted", "standard"):
-        raise ValueError(f"scaling must be 'inverted' or 'standard', got {scaling!r}")
-    return scaling
 
 
 def _second_derivative(f, mu: torch.Tensor) -> torch.Tensor:
@@ -230,23 +215,27 @@ def jensen_gap(f, w: torch.Tensor, x: torch.Tensor, p: float, *, method: str = "
         raise ValueError(f"x must be a non-empty 1-D tensor of the N dropped inputs, got shape {tuple(x.shape)}")
     if w.dim() not in (1, 2) or w.shape[-1] != x.numel():
         raise ValueError(f"w must have shape (N,) or (K, N) with N = {x.numel()} (the length of x), got {tuple(w.shape)}")
-    if w.dtype != x.dtype or w.device != x.device:
-        raise TypeError(f"w and x must share dtype and device, got {w.dtype}/{w.device} and {x.dtype}/{x.device}")
+    check_same_dtype("w", w, x=x)
     p = check_probability(p, "p", allow_one=False)
-    if method not in ("exact", "mc", "delta"):
-        raise ValueError(f"method must be 'exact', 'mc' or 'delta', got {method!r}")
-    scaling = _check_scaling(scaling)
+    method = check_choice(method, "method", ("exact", "mc", "delta"))
+    scaling = check_choice(scaling, "scaling", ("inverted", "standard"))
     check_generator(generator)
     n_units = x.numel()
     if method == "exact":
         _check_enumerable(n_units, "x")
     if method == "mc":
-        n_samples = _check_count(n_samples, "n_samples", minimum=2)
+        n_samples = check_int(n_samples, "n_samples", minimum=2)
 
     weights = w.reshape(-1, n_units)  # (K, N)
     if bias is None:
         b = torch.zeros(weights.shape[0], dtype=w.dtype, device=w.device)
     else:
+        if isinstance(bias, torch.Tensor):
+            check_float_tensor(bias, "bias")
+            if bool(torch.isnan(bias).any()):
+                raise ValueError("bias must not contain NaN")
+        else:
+            bias = check_real(bias, "bias")
         b = torch.as_tensor(bias, dtype=w.dtype, device=w.device)
         if b.dim() > 1 or (b.dim() == 1 and b.numel() != weights.shape[0]):
             raise ValueError(f"bias must be a number or a tensor of shape ({weights.shape[0]},), got shape {tuple(b.shape)}")
@@ -326,8 +315,8 @@ def _dropout_kind(module: nn.Module) -> str | None:
     if isinstance(module, (InvertedDropout, nn.Dropout)):
         return "inverted"
     if isinstance(module, nn.modules.dropout._DropoutNd):
-        raise TypeError(f"layerwise_jensen_gap handles element-wise dropout (nn.Dropout, InvertedDropout, "
-                        f"StandardDropout) only, got {type(module).__name__}")
+        raise TypeError(f"model must use element-wise dropout only (nn.Dropout, InvertedDropout, "
+                        f"StandardDropout), got {type(module).__name__}")
     return None
 
 
@@ -372,16 +361,14 @@ def layerwise_jensen_gap(model: nn.Sequential, x: torch.Tensor, *, method: str =
         >>> torch.allclose(avg.ensemble[-1], avg.weight_scaled[-1])  # linear: no gap
         True
     """
-    if not isinstance(model, nn.Sequential):
-        raise TypeError(f"model must be an nn.Sequential, got {type(model).__name__}")
+    check_module(model, "model", nn.Sequential)
     check_float_tensor(x)
     if x.dim() < 2 or x.shape[0] == 0:
         raise ValueError(f"x must be a non-empty batch of shape (B, ...), got shape {tuple(x.shape)}")
-    if method not in ("exact", "mc"):
-        raise ValueError(f"method must be 'exact' or 'mc', got {method!r}")
+    method = check_choice(method, "method", ("exact", "mc"))
     check_generator(generator)
     if method == "mc":
-        n_samples = _check_count(n_samples, "n_samples", minimum=2)
+        n_samples = check_int(n_samples, "n_samples", minimum=2)
     kinds = [_dropout_kind(module) for module in model]
     if all(k is None for k in kinds):
         raise ValueError("model has no dropout layer (nn.Dropout, InvertedDropout or StandardDropout)")

@@ -10,12 +10,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._validation import check_float_tensor, check_generator, check_probability, check_shape
+from ._validation import (check_bool, check_device, check_float_dtype, check_float_tensor, check_generator, check_probability,
+                          check_shape)
 
 __all__ = ["bernoulli_mask", "inverted_dropout", "standard_dropout", "InvertedDropout", "StandardDropout"]
-
-_MASK_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.bool)
-
 
 def _keep_mask(x: torch.Tensor, p: float, scale: float, generator: torch.Generator | None) -> torch.Tensor:
     """A mask with entries ``scale`` (probability 1 - p) and 0 (probability p), in the dtype of ``x``.
@@ -32,11 +30,20 @@ def _keep_mask(x: torch.Tensor, p: float, scale: float, generator: torch.Generat
 
 
 def _apply_mask(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """``x * mask``. Without autograd the product is written into the mask's own buffer, which
-    saves one allocation of the input's size; with autograd the mask is kept for the backward pass."""
-    if x.requires_grad and torch.is_grad_enabled():
-        return x * mask
+    """``x * mask``, in the memory layout of ``x`` (as ``torch.nn.Dropout``: channels-last and
+    permuted inputs keep their strides). Without autograd and for a row-major ``x`` the product is
+    written into the mask's own buffer, which saves one allocation of the input's size; with
+    autograd the mask is kept for the backward pass. The mask is drawn in row-major order whatever
+    the layout, so one generator state gives the same values for every layout of the same tensor."""
+    if (x.requires_grad and torch.is_grad_enabled()) or mask.stride() != x.stride():
+        return x * mask  # the first operand's layout is the output's
     return mask.mul_(x)
+
+
+def _dropped_entirely(x: torch.Tensor) -> torch.Tensor:
+    """Zeros of the shape, dtype and layout of ``x`` that stay connected to autograd: the gradient
+    with respect to ``x`` is 0, not missing, as for ``torch.nn.functional.dropout`` with ``p = 1``."""
+    return torch.where(torch.zeros_like(x, dtype=torch.bool), x, 0.0)
 
 
 def bernoulli_mask(shape, keep_prob: float, *, generator: torch.Generator | None = None,
@@ -65,8 +72,8 @@ def bernoulli_mask(shape, keep_prob: float, *, generator: torch.Generator | None
     shape = check_shape(shape)
     q = check_probability(keep_prob, "keep_prob")
     check_generator(generator)
-    if dtype not in _MASK_DTYPES:
-        raise TypeError(f"dtype must be a floating dtype or torch.bool, got {dtype}")
+    device = check_device(device)
+    check_float_dtype(dtype, allow_bool=True)
     u = torch.rand(shape, generator=generator, device=device, dtype=torch.float64 if dtype == torch.float64 else torch.float32)
     mask = u < q
     return mask if dtype == torch.bool else mask.to(dtype)
@@ -81,7 +88,8 @@ def inverted_dropout(x: torch.Tensor, p: float, *, training: bool = True,
     .. math:: \mathbb E[\tilde h_i] = h_i, \qquad \operatorname{Var}[\tilde h_i] = \frac{p}{1-p} h_i^2.
 
     In evaluation mode (``training=False``) or with ``p == 0`` it is the identity, and returns a
-    new tensor that the caller may modify without touching ``x``. With ``p == 1`` it returns zeros.
+    new tensor that the caller may modify without touching ``x``. With ``p == 1`` it returns zeros
+    that stay connected to autograd (gradient 0, as ``torch.nn.functional.dropout``).
     The gradient with respect to ``x`` is :math:`m/(1-p)`. It samples the mask by thresholding
     uniforms, which on CPU is several times faster than ``torch.nn.functional.dropout`` with the
     same distribution.
@@ -89,11 +97,13 @@ def inverted_dropout(x: torch.Tensor, p: float, *, training: bool = True,
     Args:
         x: floating-point tensor of any shape; it is never modified.
         p: drop probability in [0, 1].
-        training: apply dropout if ``True``, the identity otherwise.
+        training: a bool: apply dropout if ``True``, the identity otherwise.
         generator: optional ``torch.Generator`` for a reproducible mask.
 
     Shape:
-        Output has the shape, dtype and device of ``x``.
+        Output has the shape, dtype, device and memory layout (strides) of ``x``, as with
+        ``torch.nn.Dropout``. The mask is drawn in row-major order, so the same generator state
+        gives the same values for a channels-last or permuted ``x`` as for its row-major copy.
 
     See chapter 1, "Inverted dropout"; :cite:`srivastava2014dropout`, :cite:`hinton2012improving`.
 
@@ -105,11 +115,12 @@ def inverted_dropout(x: torch.Tensor, p: float, *, training: bool = True,
     """
     check_float_tensor(x)
     p = check_probability(p)
+    training = check_bool(training, "training")
     check_generator(generator)
     if not training or p == 0.0:
         return x.clone()
     if p == 1.0:
-        return torch.where(torch.zeros_like(x, dtype=torch.bool), x, 0.0)
+        return _dropped_entirely(x)
     return _apply_mask(x, _keep_mask(x, p, 1.0 / (1.0 - p), generator))
 
 
@@ -128,11 +139,11 @@ def standard_dropout(x: torch.Tensor, p: float, *, training: bool = True,
     Args:
         x: floating-point tensor of any shape; it is never modified.
         p: drop probability in [0, 1].
-        training: sample a mask if ``True``; scale by ``1 - p`` otherwise.
+        training: a bool: sample a mask if ``True``; scale by ``1 - p`` otherwise.
         generator: optional ``torch.Generator`` for a reproducible mask.
 
     Shape:
-        Output has the shape, dtype and device of ``x``.
+        Output has the shape, dtype, device and memory layout of ``x``.
 
     See chapter 1, "Inverted dropout".
 
@@ -142,6 +153,7 @@ def standard_dropout(x: torch.Tensor, p: float, *, training: bool = True,
     """
     check_float_tensor(x)
     p = check_probability(p)
+    training = check_bool(training, "training")
     check_generator(generator)
     if not training:
         return x * (1.0 - p)

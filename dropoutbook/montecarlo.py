@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ._validation import check_int, check_real
+
 __all__ = ["Estimate", "estimate_mean", "estimate_variance", "z_score", "agrees"]
 
 
@@ -25,14 +27,22 @@ class Estimate:
     """A Monte-Carlo estimate (chapter 1, section "Check").
 
     Attributes:
-        value: the estimate.
-        stderr: its standard error.
-        n: the number of samples it was computed from.
+        value: the estimate, a finite real number.
+        stderr: its standard error, a finite number >= 0.
+        n: the number of samples it was computed from, a positive int.
+
+    The fields are checked (and stored as ``float``, ``float``, ``int``) on construction, so that
+    :func:`z_score` never works on a malformed estimate.
     """
 
     value: float
     stderr: float
     n: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "value", check_real(self.value, "value"))
+        object.__setattr__(self, "stderr", check_real(self.stderr, "stderr", minimum=0))
+        object.__setattr__(self, "n", check_int(self.n, "n", minimum=1))
 
     def __str__(self) -> str:
         return f"{self.value:#.4g} ± {self.stderr:.2g}"
@@ -40,9 +50,11 @@ class Estimate:
 
 def _as_float64_array(samples, name: str = "samples") -> np.ndarray:
     if isinstance(samples, torch.Tensor):
+        if samples.is_complex():
+            raise TypeError(f"{name} must be real numbers, got a tensor of dtype {samples.dtype}")
         samples = samples.detach().to("cpu", torch.float64).numpy()
     arr = np.asarray(samples)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+    if arr.dtype == object or np.iscomplexobj(arr) or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise TypeError(f"{name} must be numeric (a tensor, array or sequence of numbers), got dtype {arr.dtype}")
     arr = arr.astype(np.float64).ravel()
     if arr.size < 2:
@@ -97,9 +109,7 @@ def z_score(estimate: Estimate, exact: float) -> float:
     """
     if not isinstance(estimate, Estimate):
         raise TypeError(f"estimate must be an Estimate, got {type(estimate).__name__}")
-    exact = float(exact)
-    if math.isnan(exact):
-        raise ValueError("exact must be a number, got nan")
+    exact = check_real(exact, "exact", finite=False)
     diff = estimate.value - exact
     if estimate.stderr == 0:
         return 0.0 if diff == 0 else math.copysign(math.inf, diff)
@@ -111,6 +121,5 @@ def agrees(estimate: Estimate, exact: float, *, z: float = 5.0) -> bool:
 
     See chapter 1, section "Check".
     """
-    if not z > 0:
-        raise ValueError(f"z must be positive, got {z}")
+    z = check_real(z, "z", positive=True)
     return abs(z_score(estimate, exact)) <= z

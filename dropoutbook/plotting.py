@@ -5,6 +5,8 @@ from __future__ import annotations
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 
+from ._validation import check_int
+
 __all__ = ["BOOK_STYLE", "use_book_style", "figure"]
 
 #: Matplotlib settings shared by every figure of the book.
@@ -39,8 +41,7 @@ def figure(ncols: int = 1, *, width: float = 4.2, height: float = 3.2, **kwargs)
     Returns:
         ``(fig, axes)``, as ``plt.subplots`` returns them.
     """
-    if isinstance(ncols, bool) or not isinstance(ncols, int) or ncols < 1:
-        raise ValueError(f"ncols must be a positive int, got {ncols!r}")
+    ncols = check_int(ncols, "ncols", minimum=1)
     use_book_style()
     fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), layout="constrained", **kwargs)
     return fig, axes

@@ -15,12 +15,12 @@ probability say so in the argument's name (``p_L``, ``survival``).
 
 from __future__ import annotations
 
-import numbers
-
 import torch
 from torch import nn
 
-from ._validation import check_float_tensor, check_generator, check_probability
+from ._validation import (check_bool, check_choice, check_float_tensor, check_generator, check_int, check_module,
+                          check_probability)
+from .masks import _dropped_entirely
 
 __all__ = [
     "stochastic_depth_survival", "drop_path", "DropPath", "StochasticDepth", "residual_mlp",
@@ -28,12 +28,6 @@ __all__ = [
 ]
 
 _MODES = ("batch", "sample")
-
-
-def _check_positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
 
 
 def stochastic_depth_survival(L: int, p_L: float = 0.5) -> list[float]:
@@ -59,7 +53,7 @@ def stochastic_depth_survival(L: int, p_L: float = 0.5) -> list[float]:
         >>> stochastic_depth_survival(4, 0.5)
         [0.875, 0.75, 0.625, 0.5]
     """
-    L = _check_positive_int(L, "L")
+    L = check_int(L, "L", minimum=1)
     p_L = check_probability(p_L, "p_L")
     return [1.0 - (l / L) * (1.0 - p_L) for l in range(1, L + 1)]
 
@@ -81,13 +75,15 @@ def drop_path(x: torch.Tensor, p: float, *, training: bool = True, inverted: boo
 
     where :math:`b_n \sim \mathrm{Bernoulli}(1-p)` independently for every sample :math:`n`
     (index 0 of ``x``). Both keep the mean: :math:`\mathbb E` of the training output equals the
-    test output. Unlike element-wise dropout, all elements of one sample share one draw.
+    test output. Unlike element-wise dropout, all elements of one sample share one draw. With
+    ``p = 1`` in training the output is zero and stays connected to autograd (the branch's weights
+    get a zero gradient, as with ``torch.nn.functional.dropout``).
 
     Args:
         x: floating-point tensor of shape ``(N, ...)``, the branch output; it is never modified.
         p: drop probability of the branch, in [0, 1] (survival probability ``1 - p``).
-        training: sample the per-sample draws if ``True``; otherwise apply the test-time rule.
-        inverted: scale survivors by :math:`1/(1-p)` in training (``True``) or scale by
+        training: a bool: sample the per-sample draws if ``True``; otherwise apply the test-time rule.
+        inverted: a bool: scale survivors by :math:`1/(1-p)` in training (``True``) or scale by
             :math:`1-p` at test time (``False``).
         generator: optional ``torch.Generator`` for reproducible draws.
 
@@ -104,9 +100,9 @@ def drop_path(x: torch.Tensor, p: float, *, training: bool = True, inverted: boo
     """
     check_float_tensor(x)
     p = check_probability(p)
+    training = check_bool(training, "training")
+    inverted = check_bool(inverted, "inverted")
     check_generator(generator)
-    if not isinstance(inverted, bool):
-        raise TypeError(f"inverted must be a bool, got {type(inverted).__name__}")
     if x.dim() == 0:
         raise ValueError("x must have a batch dimension (at least one dimension), got a 0-dimensional tensor")
     if not training:
@@ -114,7 +110,7 @@ def drop_path(x: torch.Tensor, p: float, *, training: bool = True, inverted: boo
     if p == 0.0:
         return x.clone()
     if p == 1.0:
-        return torch.zeros_like(x)
+        return _dropped_entirely(x)  # zero, with a zero gradient (F.dropout at p = 1 gives x * 0)
     shape = (x.shape[0],) + (1,) * (x.dim() - 1)
     u_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
     keep = torch.rand(shape, generator=generator, dtype=u_dtype, device=x.device).ge_(p)
@@ -148,9 +144,7 @@ class DropPath(nn.Module):
                  generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.p = check_probability(p)
-        if not isinstance(inverted, bool):
-            raise TypeError(f"inverted must be a bool, got {type(inverted).__name__}")
-        self.inverted = inverted
+        self.inverted = check_bool(inverted, "inverted")
         self.generator = check_generator(generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -178,6 +172,9 @@ class StochasticDepth(nn.Module):
         inverted: where the scaling lives, as above.
         generator: optional ``torch.Generator`` for the draws.
 
+    The forward checks its input (a floating tensor) and the attributes ``p``, ``mode`` and
+    ``inverted`` again, so a rate changed after construction is validated too.
+
     See chapter 8, "Stochastic depth", section "The mechanism".
 
     Examples:
@@ -189,29 +186,28 @@ class StochasticDepth(nn.Module):
     def __init__(self, branch: torch.nn.Module, p: float, *, mode: str = "batch", inverted: bool = True,
                  generator: torch.Generator | None = None) -> None:
         super().__init__()
-        if not isinstance(branch, nn.Module):
-            raise TypeError(f"branch must be a torch.nn.Module, got {type(branch).__name__}")
-        if mode not in _MODES:
-            raise ValueError(f"mode must be 'batch' or 'sample', got {mode!r}")
-        if not isinstance(inverted, bool):
-            raise TypeError(f"inverted must be a bool, got {type(inverted).__name__}")
-        self.branch = branch
+        self.branch = check_module(branch, "branch")
         self.p = check_probability(p)
-        self.mode = mode
-        self.inverted = inverted
+        self.mode = check_choice(mode, "mode", _MODES)
+        self.inverted = check_bool(inverted, "inverted")
         self.generator = check_generator(generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        keep = 1.0 - self.p
+        check_float_tensor(x)
+        p = check_probability(self.p)  # attributes may have been changed since construction
+        mode = check_choice(self.mode, "mode", _MODES)
+        inverted = check_bool(self.inverted, "inverted")
+        generator = check_generator(self.generator)
+        keep = 1.0 - p
         if not self.training:
-            return x + self.branch(x) if self.inverted else x + keep * self.branch(x)
-        if self.mode == "sample":
-            return x + drop_path(self.branch(x), self.p, inverted=self.inverted, generator=self.generator)
-        survives = torch.rand((), generator=self.generator).item() >= self.p  # P = 1 - p
+            return x + self.branch(x) if inverted else x + keep * self.branch(x)
+        if mode == "sample":
+            return x + drop_path(self.branch(x), p, inverted=inverted, generator=generator)
+        survives = torch.rand((), generator=generator).item() >= p  # P = 1 - p
         if not survives:
             return x.clone()  # the branch is skipped: no computation, no gradient
         out = self.branch(x)
-        return x + out / keep if self.inverted else x + out
+        return x + out / keep if inverted else x + out
 
     def extra_repr(self) -> str:
         return f"p={self.p}, mode={self.mode!r}, inverted={self.inverted}"
@@ -240,9 +236,9 @@ def residual_mlp(n_features: int, width: int, n_blocks: int, n_classes: int, *, 
         >>> [round(block.p, 3) for block in model[1:5]]
         [0.125, 0.25, 0.375, 0.5]
     """
-    for name, value in (("n_features", n_features), ("width", width), ("n_blocks", n_blocks),
-                        ("n_classes", n_classes)):
-        _check_positive_int(value, name)
+    n_features, width, n_blocks, n_classes = (
+        check_int(value, name, minimum=1) for name, value in (
+            ("n_features", n_features), ("width", width), ("n_blocks", n_blocks), ("n_classes", n_classes)))
     survival = stochastic_depth_survival(n_blocks, p_L)
     blocks = [
         StochasticDepth(

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ._validation import check_choice, check_int, check_seed
 from .data import Split
 from .montecarlo import Estimate, estimate_mean
 
@@ -48,10 +49,8 @@ def across_runs(runs, metric: str, *, at: str = "final") -> Estimate:
         (0.85, 0.9)
     """
     metrics = ("loss", "test_loss", "train_accuracy", "test_accuracy")
-    if metric not in metrics:
-        raise ValueError(f"metric must be one of {metrics}, got {metric!r}")
-    if at not in ("final", "best"):
-        raise ValueError(f"at must be 'final' or 'best', got {at!r}")
+    metric = check_choice(metric, "metric", metrics)
+    at = check_choice(at, "at", ("final", "best"))
     runs = list(runs)
     if not runs or not all(isinstance(h, History) for h in runs):
         raise TypeError("runs must be a non-empty sequence of History objects")
@@ -81,8 +80,9 @@ def mlp(sizes: list[int], *, dropout: float = 0.0, input_dropout: float = 0.0,
           (3): Linear(in_features=32, out_features=10, bias=True)
         )
     """
-    if len(sizes) < 2 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes):
+    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or len(sizes) < 2:
         raise ValueError(f"sizes must list at least two positive ints, got {sizes!r}")
+    sizes = [check_int(s, f"sizes[{i}]", minimum=1) for i, s in enumerate(sizes)]
     layers: list[nn.Module] = []
     if input_dropout > 0:
         layers.append(dropout_layer(input_dropout))
@@ -140,9 +140,9 @@ def train_classifier(model: nn.Module, data: Split, *, epochs: int = 100, lr: fl
             after each recorded epoch; e.g. to keep a copy of the weights at every epoch, so that
             the epoch chosen on a validation split can be evaluated afterwards (chapter 11).
     """
-    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("record_every", record_every)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    epochs, batch_size, record_every = (check_int(value, name, minimum=1) for name, value in (
+        ("epochs", epochs), ("batch_size", batch_size), ("record_every", record_every)))
+    seed = check_seed(seed)
     if len(data.y_train) == 0:
         raise ValueError("data has an empty training set")
     if on_epoch is not None and not callable(on_epoch):

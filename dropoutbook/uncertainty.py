@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import numbers
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import nn
 
-from ._validation import check_float_tensor, check_generator
+from ._validation import (as_float_tensor, as_tensor, check_bool, check_generator, check_int,
+                          check_module, check_probability, like_input)
 from .masks import InvertedDropout
 
 __all__ = [
@@ -57,13 +58,12 @@ def _library_dropout_types() -> tuple[type, ...]:
     return tuple(found)
 
 
-def _check_model(model) -> nn.Module:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    return model
-
-
 def _check_types(dropout_types) -> tuple[type, ...]:
+    if dropout_types is not None and (isinstance(dropout_types, (type, str, bytes))
+                                      or not isinstance(dropout_types, Iterable)):
+        hint = f" (write ({dropout_types.__name__},) for one class)" if isinstance(dropout_types, type) else ""
+        raise TypeError(f"dropout_types must be None or a sequence of torch.nn.Module subclasses{hint}, "
+                        f"got {dropout_types!r}")
     extra = () if dropout_types is None else tuple(dropout_types)
     for t in extra:
         if not (isinstance(t, type) and issubclass(t, nn.Module)):
@@ -93,7 +93,7 @@ def dropout_modules(model: nn.Module, *, dropout_types=None) -> list[nn.Module]:
         [Dropout(p=0.2, inplace=False)]
     """
     types = _check_types(dropout_types)
-    return [m for m in _check_model(model).modules() if isinstance(m, types)]
+    return [m for m in check_module(model).modules() if isinstance(m, types)]
 
 
 @contextlib.contextmanager
@@ -165,12 +165,6 @@ class MCPrediction(NamedTuple):
     samples: torch.Tensor | None
 
 
-def _check_count(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def _seed_from(generator: torch.Generator) -> int:
     return int(torch.randint(0, 2**62, (1,), generator=generator).item())
 
@@ -203,14 +197,16 @@ def mc_predict(model: nn.Module, x: torch.Tensor, T: int, *, chunk_size: int | N
     ``generator`` keep using it. With ``generator=None`` the global generator is used (and advanced).
 
     Args:
-        model: a network with at least one dropout-like module (see :func:`dropout_modules`).
-        x: floating-point batch of inputs, first dimension the batch (``B >= 1``); not modified.
+        model: a network with at least one dropout-like module (see :func:`dropout_modules`) that
+            its forward reaches (otherwise every pass is the same, and ``ValueError`` is raised).
+        x: batch of inputs, a tensor whose first dimension is the batch (``B >= 1``): floating
+            features, or token ids for a model such as :class:`~dropoutbook.TinyTransformer`; not modified.
         T: number of stochastic passes, an int >= 2.
         chunk_size: passes per batched forward, an int >= 1 (default: all ``T`` at once). Memory
             grows with ``chunk_size · B``; ``chunk_size=1`` is the plain loop.
         generator: optional ``torch.Generator`` that makes the passes reproducible.
         return_samples: also return the ``T`` outputs.
-        dropout_types: optional extra module classes to treat as dropout.
+        dropout_types: optional sequence of extra module classes to treat as dropout.
 
     Shape:
         x: :math:`(B, *)`. mean, variance: the shape of ``model(x)``, :math:`(B, *)`.
@@ -227,16 +223,20 @@ def mc_predict(model: nn.Module, x: torch.Tensor, T: int, *, chunk_size: int | N
         >>> pred.mean.shape, pred.variance.shape, pred.samples is None
         (torch.Size([5, 2]), torch.Size([5, 2]), True)
     """
-    _check_model(model)
-    check_float_tensor(x)
+    check_module(model)
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor (the model's input), got {type(x).__name__}")
     if x.dim() < 1 or x.shape[0] == 0:
         raise ValueError(f"x must have a non-empty first (batch) dimension, got shape {tuple(x.shape)}")
-    T = _check_count(T, "T", 2)
-    chunk = T if chunk_size is None else min(_check_count(chunk_size, "chunk_size", 1), T)
+    T = check_int(T, "T", minimum=2)
+    chunk = T if chunk_size is None else min(check_int(chunk_size, "chunk_size", minimum=1), T)
     check_generator(generator)
-    if not isinstance(return_samples, bool):
-        raise TypeError(f"return_samples must be a bool, got {type(return_samples).__name__}")
+    return_samples = check_bool(return_samples, "return_samples")
     batch = x.shape[0]
+
+    ran: list[nn.Module] = []
+    handles = [m.register_forward_hook(lambda module, args, out: ran.append(module))
+               for m in dropout_modules(model, dropout_types=dropout_types)]
 
     def run() -> torch.Tensor:
         outputs = []
@@ -244,7 +244,14 @@ def mc_predict(model: nn.Module, x: torch.Tensor, T: int, *, chunk_size: int | N
             for start in range(0, T, chunk):
                 n = min(chunk, T - start)
                 rows = x.unsqueeze(0).expand(n, *x.shape).reshape(n * batch, *x.shape[1:])
-                out = model(rows)
+                try:
+                    out = model(rows)
+                except RuntimeError as exc:
+                    if x.is_floating_point():
+                        raise ValueError(f"x must fit the model: on x of shape {tuple(x.shape)} (its {n} copies "
+                                         f"stacked to {tuple(rows.shape)}) the model raised: {exc}") from exc
+                    raise TypeError(f"x must have a floating dtype, or hold token ids for a model that embeds "
+                                    f"them; the model failed on x of dtype {x.dtype} ({exc})") from exc
                 if not isinstance(out, torch.Tensor) or out.dim() < 1 or out.shape[0] != n * batch:
                     got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
                     raise ValueError(
@@ -254,21 +261,29 @@ def mc_predict(model: nn.Module, x: torch.Tensor, T: int, *, chunk_size: int | N
                 outputs.append(out.reshape(n, batch, *out.shape[1:]))
         return torch.cat(outputs) if len(outputs) > 1 else outputs[0]
 
-    if generator is None:
-        samples = run()
-    else:
-        devices = [x.device.index or 0] if x.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            seed = _seed_from(generator)
-            torch.manual_seed(seed)
+    try:
+        if generator is None:
             samples = run()
+        else:
+            devices = [x.device.index or 0] if x.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices):
+                seed = _seed_from(generator)
+                torch.manual_seed(seed)
+                samples = run()
+    finally:
+        for h in handles:
+            h.remove()
+    if not ran:
+        raise ValueError("none of the model's dropout modules ran in the forward passes (they are not reached "
+                         "by its forward), so every pass gives the same output")
     mean = samples.mean(dim=0)
     var = samples.var(dim=0, correction=1)
     return MCPrediction(mean, var, samples if return_samples else None)
 
 
-def _check_probs(probs, name: str = "probs") -> torch.Tensor:
-    check_float_tensor(probs, name)
+def _check_probs(probs, name: str = "probs") -> tuple[torch.Tensor, bool]:
+    """The stacked probabilities as a tensor, and whether they were given as a NumPy array."""
+    probs, was_numpy = as_float_tensor(probs, name)
     if probs.dim() < 2:
         raise ValueError(
             f"{name} must have shape (T, ..., C): T samples first, C classes last; got shape {tuple(probs.shape)}"
@@ -286,7 +301,7 @@ def _check_probs(probs, name: str = "probs") -> torch.Tensor:
         worst = sums.flatten()[(sums - 1).abs().flatten().argmax()].item()
         raise ValueError(f"{name} must sum to 1 over the last (class) dimension; one row sums to {worst:.6g}. "
                          "Pass probabilities (softmax of the logits), not logits")
-    return probs
+    return probs, was_numpy
 
 
 def _entropy(p: torch.Tensor) -> torch.Tensor:
@@ -305,16 +320,17 @@ def predictive_entropy(probs: torch.Tensor) -> torch.Tensor:
 
     Args:
         probs: class probabilities of shape :math:`(T, *, C)`, samples first and classes last,
-            each row summing to 1; not modified.
+            each row summing to 1 (a tensor or NumPy array); not modified.
 
     Returns:
-        Tensor of shape :math:`(*)`.
+        Tensor of shape :math:`(*)` (a NumPy array for NumPy ``probs``).
 
     Examples:
         >>> predictive_entropy(torch.tensor([[[1.0, 0.0]], [[0.0, 1.0]]]))
         tensor([0.6931])
     """
-    return _entropy(_check_probs(probs).mean(dim=0))
+    probs, was_numpy = _check_probs(probs)
+    return like_input(_entropy(probs.mean(dim=0)), was_numpy)
 
 
 def expected_entropy(probs: torch.Tensor) -> torch.Tensor:
@@ -325,16 +341,17 @@ def expected_entropy(probs: torch.Tensor) -> torch.Tensor:
     "Monte Carlo dropout"; :cite:`houlsby2011bayesian`.
 
     Args:
-        probs: class probabilities of shape :math:`(T, *, C)`; not modified.
+        probs: class probabilities of shape :math:`(T, *, C)` (a tensor or NumPy array); not modified.
 
     Returns:
-        Tensor of shape :math:`(*)`.
+        Tensor of shape :math:`(*)` (a NumPy array for NumPy ``probs``).
 
     Examples:
         >>> expected_entropy(torch.tensor([[[1.0, 0.0]], [[0.0, 1.0]]]))
         tensor([0.])
     """
-    return _entropy(_check_probs(probs)).mean(dim=0)
+    probs, was_numpy = _check_probs(probs)
+    return like_input(_entropy(probs).mean(dim=0), was_numpy)
 
 
 def mutual_information(probs: torch.Tensor) -> torch.Tensor:
@@ -353,18 +370,19 @@ def mutual_information(probs: torch.Tensor) -> torch.Tensor:
     "Monte Carlo dropout".
 
     Args:
-        probs: class probabilities of shape :math:`(T, *, C)`; not modified.
+        probs: class probabilities of shape :math:`(T, *, C)` (a tensor or NumPy array); not modified.
 
     Returns:
-        Tensor of shape :math:`(*)`.
+        Tensor of shape :math:`(*)` (a NumPy array for NumPy ``probs``).
 
     Examples:
         >>> mutual_information(torch.tensor([[[1.0, 0.0]], [[0.0, 1.0]]]))
         tensor([0.6931])
     """
-    probs = _check_probs(probs)
+    probs, was_numpy = _check_probs(probs)
     mean = probs.mean(dim=0, keepdim=True)
-    return (torch.special.xlogy(probs, probs) - torch.special.xlogy(probs, mean)).sum(dim=-1).mean(dim=0)
+    mi = (torch.special.xlogy(probs, probs) - torch.special.xlogy(probs, mean)).sum(dim=-1).mean(dim=0)
+    return like_input(mi, was_numpy)
 
 
 def referral_curve(correct: torch.Tensor, uncertainty: torch.Tensor, fractions) -> torch.Tensor:
@@ -377,13 +395,15 @@ def referral_curve(correct: torch.Tensor, uncertainty: torch.Tensor, fractions) 
     See chapter 5, "Monte Carlo dropout", section "Experiment".
 
     Args:
-        correct: bool (or 0/1) tensor of shape :math:`(N,)`, whether each prediction is right.
-        uncertainty: floating tensor of shape :math:`(N,)`; larger means less certain (use
-            ``-confidence`` for a confidence score).
+        correct: bool (or 0/1) tensor or NumPy array of shape :math:`(N,)`, whether each
+            prediction is right.
+        uncertainty: floating tensor or NumPy array of shape :math:`(N,)`; larger means less
+            certain (use ``-confidence`` for a confidence score).
         fractions: referred fractions in :math:`[0, 1)`, a sequence or 1-D tensor.
 
     Returns:
-        float64 tensor of accuracies, one per fraction.
+        float64 tensor of accuracies, one per fraction (a NumPy array when ``correct`` and
+        ``uncertainty`` are NumPy arrays).
 
     Examples:
         >>> correct = torch.tensor([True, True, False, True])
@@ -391,20 +411,20 @@ def referral_curve(correct: torch.Tensor, uncertainty: torch.Tensor, fractions) 
         >>> referral_curve(correct, uncertainty, [0.0, 0.25])
         tensor([0.7500, 1.0000], dtype=torch.float64)
     """
-    if not isinstance(correct, torch.Tensor) or correct.dim() != 1 or correct.numel() == 0:
-        raise ValueError("correct must be a non-empty 1-D tensor of bools or 0/1 values")
+    correct, numpy_correct = as_tensor(correct, "correct")
+    if correct.dim() != 1 or correct.numel() == 0:
+        raise ValueError(f"correct must be a non-empty 1-D tensor of bools or 0/1 values, got shape "
+                         f"{tuple(correct.shape)}")
     if correct.dtype != torch.bool:
-        if not ((correct == 0) | (correct == 1)).all():
+        if correct.is_complex() or not ((correct == 0) | (correct == 1)).all():
             raise ValueError("correct must hold only bools or 0/1 values")
         correct = correct.bool()
-    check_float_tensor(uncertainty, "uncertainty")
+    uncertainty, numpy_uncertainty = as_float_tensor(uncertainty, "uncertainty")
     if uncertainty.shape != correct.shape:
         raise ValueError(f"uncertainty must have the shape of correct {tuple(correct.shape)}, got {tuple(uncertainty.shape)}")
     if torch.isnan(uncertainty).any():
         raise ValueError("uncertainty contains NaN")
-    fr = torch.as_tensor(fractions, dtype=torch.float64).flatten()
-    if fr.numel() == 0 or torch.isnan(fr).any() or (fr < 0).any() or (fr >= 1).any():
-        raise ValueError(f"fractions must be a non-empty sequence of numbers in [0, 1), got {fractions!r}")
+    fr = _check_fractions(fractions)
     n = correct.numel()
     order = torch.sort(uncertainty.detach().cpu(), stable=True).indices  # most certain first
     ranked = correct.detach().cpu()[order].double()
@@ -412,4 +432,22 @@ def referral_curve(correct: torch.Tensor, uncertainty: torch.Tensor, fractions) 
     kept = torch.round(n * (1 - fr)).long()
     if (kept < 1).any():
         raise ValueError(f"fractions must leave at least one of the {n} predictions; the largest is {fr.max().item():.4g}")
-    return cumulative[kept - 1] / kept.double()
+    return like_input(cumulative[kept - 1] / kept.double(), numpy_correct and numpy_uncertainty)
+
+
+def _check_fractions(fractions) -> torch.Tensor:
+    """The referred fractions as a float64 tensor, each checked to be a number in [0, 1)."""
+    if isinstance(fractions, np.ndarray):
+        fractions, _ = as_tensor(fractions, "fractions")
+    if isinstance(fractions, torch.Tensor):
+        if fractions.dim() > 1:
+            raise ValueError(f"fractions must be a sequence or a 1-D tensor, got shape {tuple(fractions.shape)}")
+        values = fractions.reshape(-1).tolist()
+    elif isinstance(fractions, (str, bytes)) or not isinstance(fractions, Iterable):
+        raise TypeError(f"fractions must be a sequence of numbers in [0, 1), got {type(fractions).__name__}")
+    else:
+        values = list(fractions)
+    if not values:
+        raise ValueError("fractions must be a non-empty sequence of numbers in [0, 1), got an empty one")
+    return torch.tensor([check_probability(f, f"fractions[{i}]", allow_one=False) for i, f in enumerate(values)],
+                        dtype=torch.float64)

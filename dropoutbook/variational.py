@@ -15,7 +15,6 @@ Conventions: ``p`` is the probability of *dropping* a unit, as everywhere in the
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -23,7 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._validation import check_float_tensor, check_generator, check_probability
+from ._validation import (as_float_tensor, check_bool, check_float_tensor, check_generator, check_int, check_module,
+                          check_probability, check_real, check_same_dtype, check_seed, like_input)
 from .data import Split
 
 __all__ = [
@@ -45,17 +45,6 @@ class SparseVDConstants(NamedTuple):
 
 #: The constants :math:`(k_1, k_2, k_3)` of the KL approximation of :cite:`molchanov2017variational`.
 SPARSE_VD_K = SparseVDConstants(0.63576, 1.87320, 1.48695)
-
-
-def _check_real(value, name: str, *, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if math.isnan(value) or math.isinf(value):
-        raise ValueError(f"{name} must be a finite number, got {value}")
-    if positive and value <= 0:
-        raise ValueError(f"{name} must be positive, got {value}")
-    return value
 
 
 def alpha_from_drop_rate(p: float) -> float:
@@ -92,9 +81,7 @@ def drop_rate_from_alpha(alpha: float) -> float:
         >>> round(drop_rate_from_alpha(1.0), 3)
         0.5
     """
-    alpha = _check_real(alpha, "alpha")
-    if alpha < 0:
-        raise ValueError(f"alpha must be >= 0, got {alpha}")
+    alpha = check_real(alpha, "alpha", minimum=0)
     return alpha / (1.0 + alpha)
 
 
@@ -126,6 +113,7 @@ def gaussian_dropout(x: torch.Tensor, p: float, *, training: bool = True,
     """
     check_float_tensor(x)
     alpha = alpha_from_drop_rate(p)
+    training = check_bool(training, "training")
     check_generator(generator)
     if not training or alpha == 0.0:
         return x.clone()
@@ -151,8 +139,7 @@ class GaussianDropout(nn.Module):
 
     def __init__(self, p: float = 0.5, *, generator: torch.Generator | None = None) -> None:
         super().__init__()
-        alpha_from_drop_rate(p)  # validates p
-        self.p = float(p)
+        self.p = check_probability(p, "p", allow_one=False)
         self.generator = check_generator(generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -196,18 +183,21 @@ def local_reparameterization(x: torch.Tensor, weight: torch.Tensor, weight_varia
     check_float_tensor(x, "x")
     check_float_tensor(weight, "weight")
     check_float_tensor(weight_variance, "weight_variance")
+    if bias is not None:
+        check_float_tensor(bias, "bias")
+    check_same_dtype("x", x, weight=weight, weight_variance=weight_variance, bias=bias)
     check_generator(generator)
     if x.dim() != 2:
         raise ValueError(f"x must have shape (batch, in_features), got {tuple(x.shape)}")
     if weight.dim() != 2 or weight.shape[1] != x.shape[1]:
-        raise ValueError(f"weight must have shape (out_features, {x.shape[1]}), got {tuple(weight.shape)}")
+        raise ValueError(f"weight must have shape (out_features, {x.shape[1]}) to match x of shape "
+                         f"{tuple(x.shape)}, got {tuple(weight.shape)}")
     if weight_variance.shape != weight.shape:
         raise ValueError(f"weight_variance must have the shape of weight {tuple(weight.shape)}, "
                          f"got {tuple(weight_variance.shape)}")
     if bool((weight_variance < 0).any()) or bool(torch.isnan(weight_variance).any()):
         raise ValueError("weight_variance must be >= 0 everywhere (it is a variance)")
     if bias is not None:
-        check_float_tensor(bias, "bias")
         if bias.shape != weight.shape[:1]:
             raise ValueError(f"bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
     mean = nn.functional.linear(x, weight, bias)
@@ -220,15 +210,14 @@ def local_reparameterization(x: torch.Tensor, weight: torch.Tensor, weight_varia
     return mean + std * eps
 
 
-def _as_log_alpha(log_alpha, name: str = "log_alpha") -> torch.Tensor:
-    if isinstance(log_alpha, numbers.Real) and not isinstance(log_alpha, bool):
-        log_alpha = torch.tensor(float(log_alpha), dtype=torch.float64)
-    elif isinstance(log_alpha, np.ndarray):
-        log_alpha = torch.as_tensor(log_alpha)
-    check_float_tensor(log_alpha, name)
+def _as_log_alpha(log_alpha, name: str = "log_alpha") -> tuple[torch.Tensor, bool]:
+    """``log_alpha`` as a tensor (a number as a float64 0-d tensor), and whether it was a NumPy array."""
+    if not isinstance(log_alpha, (torch.Tensor, np.ndarray)):
+        log_alpha = torch.tensor(check_real(log_alpha, name, finite=False), dtype=torch.float64)
+    log_alpha, was_numpy = as_float_tensor(log_alpha, name)
     if bool(torch.isnan(log_alpha).any()):
         raise ValueError(f"{name} must not contain NaN")
-    return log_alpha
+    return log_alpha, was_numpy
 
 
 def neg_kl_approx(log_alpha) -> torch.Tensor:
@@ -243,15 +232,19 @@ def neg_kl_approx(log_alpha) -> torch.Tensor:
     section "Derivation"; compare :func:`neg_kl_exact`).
 
     Args:
-        log_alpha: floating tensor (or a number / numpy array) of :math:`\log\alpha` values.
+        log_alpha: floating tensor (or a number / NumPy array) of :math:`\log\alpha` values.
+
+    Returns:
+        A tensor of the shape and dtype of ``log_alpha`` (float64 for a number; a NumPy array for
+        a NumPy array).
 
     Examples:
         >>> round(float(neg_kl_approx(20.0)), 6)
         -0.0
     """
-    la = _as_log_alpha(log_alpha)
+    la, was_numpy = _as_log_alpha(log_alpha)
     k1, k2, k3 = SPARSE_VD_K
-    return k1 * torch.sigmoid(k2 + k3 * la) - 0.5 * nn.functional.softplus(-la) - k1
+    return like_input(k1 * torch.sigmoid(k2 + k3 * la) - 0.5 * nn.functional.softplus(-la) - k1, was_numpy)
 
 
 def neg_kl_exact(log_alpha, *, step: float = 4e-3) -> torch.Tensor:
@@ -278,14 +271,15 @@ def neg_kl_exact(log_alpha, *, step: float = 4e-3) -> torch.Tensor:
         step: the trapezoid step in :math:`t = \log x`, in (0, 0.05].
 
     Returns:
-        A float64 tensor of the shape of ``log_alpha`` (on the CPU; the computation is not differentiable).
+        A float64 tensor of the shape of ``log_alpha`` (on the CPU; the computation is not
+        differentiable), or a NumPy array for a NumPy ``log_alpha``.
 
     Examples:
         >>> round(float(neg_kl_exact(0.0) - neg_kl_approx(0.0)), 4)
         0.004
     """
-    la = _as_log_alpha(log_alpha)
-    step = _check_real(step, "step", positive=True)
+    la, was_numpy = _as_log_alpha(log_alpha)
+    step = check_real(step, "step", positive=True)
     if step > 0.05:
         raise ValueError(f"step must be in (0, 0.05], got {step}")
     values = la.detach().to("cpu", torch.float64).numpy().ravel()
@@ -294,7 +288,7 @@ def neg_kl_exact(log_alpha, *, step: float = 4e-3) -> torch.Tensor:
     out = np.empty_like(values)
     for i, mu in enumerate(np.exp(-0.5 * values)):
         out[i] = -_expected_log_abs_shifted_normal(float(mu), step) - SPARSE_VD_K[0]
-    return torch.from_numpy(out.reshape(tuple(la.shape)))
+    return like_input(torch.from_numpy(out.reshape(tuple(la.shape))), was_numpy)
 
 
 def _expected_log_abs_shifted_normal(mu: float, step: float) -> float:
@@ -347,11 +341,10 @@ def kl_approximation_error(low: float = -8.0, high: float = 8.0, n: int = 1601) 
         >>> result.log_alpha.tolist()
         [-2.0, -1.0, 0.0, 1.0, 2.0]
     """
-    low, high = _check_real(low, "low"), _check_real(high, "high")
+    low, high = check_real(low, "low"), check_real(high, "high")
     if not -30 <= low < high <= 30:
-        raise ValueError(f"need -30 <= low < high <= 30, got low={low}, high={high}")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
-        raise ValueError(f"n must be an int >= 2, got {n!r}")
+        raise ValueError(f"low and high must satisfy -30 <= low < high <= 30, got low={low}, high={high}")
+    n = check_int(n, "n", minimum=2)
     grid = torch.linspace(low, high, n, dtype=torch.float64)
     exact = neg_kl_exact(grid)
     approx = neg_kl_approx(grid)
@@ -400,12 +393,12 @@ class LinearSVDO(nn.Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *, threshold: float = 3.0,
                  init_log_sigma2: float = -10.0, generator: torch.Generator | None = None) -> None:
         super().__init__()
-        for name, value in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        in_features = check_int(in_features, "in_features", minimum=1)
+        out_features = check_int(out_features, "out_features", minimum=1)
+        bias = check_bool(bias, "bias")
         self.in_features, self.out_features = in_features, out_features
-        self.threshold = _check_real(threshold, "threshold")
-        init_log_sigma2 = _check_real(init_log_sigma2, "init_log_sigma2")
+        self.threshold = check_real(threshold, "threshold")
+        init_log_sigma2 = check_real(init_log_sigma2, "init_log_sigma2")
         self.generator = check_generator(generator)
         reference = nn.Linear(in_features, out_features, bias=bias)  # torch's default initialization
         self.weight = nn.Parameter(reference.weight.detach().clone())
@@ -425,6 +418,7 @@ class LinearSVDO(nn.Module):
         check_float_tensor(x, "x")
         if x.dim() != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"x must have shape (batch, {self.in_features}), got {tuple(x.shape)}")
+        check_same_dtype("the layer's parameters", self.weight, x=x)
         if self.training:
             return local_reparameterization(x, self.weight, self.log_sigma2.exp(), self.bias,
                                             generator=self.generator)
@@ -444,9 +438,7 @@ class LinearSVDO(nn.Module):
 
 
 def _svdo_layers(model: nn.Module) -> list[LinearSVDO]:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    layers = [m for m in model.modules() if isinstance(m, LinearSVDO)]
+    layers = [m for m in check_module(model).modules() if isinstance(m, LinearSVDO)]
     if not layers:
         raise ValueError("model has no LinearSVDO layer")
     return layers
@@ -533,12 +525,11 @@ def train_sparse_vd(model: nn.Module, data: Split, *, epochs: int = 60, lr: floa
     _svdo_layers(model)
     if not isinstance(data, Split):
         raise TypeError(f"data must be a dropoutbook.data.Split, got {type(data).__name__}")
-    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, int) or warmup_epochs < 0:
-        raise ValueError(f"warmup_epochs must be a non-negative int, got {warmup_epochs!r}")
-    lr = _check_real(lr, "lr", positive=True)
+    epochs = check_int(epochs, "epochs", minimum=1)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    warmup_epochs = check_int(warmup_epochs, "warmup_epochs", minimum=0)
+    seed = check_seed(seed)
+    lr = check_real(lr, "lr", positive=True)
     n = len(data.y_train)
     if n == 0:
         raise ValueError("data has an empty training set")

@@ -111,5 +111,6 @@ def test_linear_shift_with_one_input_is_the_unit_formula():
 
 def test_linear_shift_rejects_bad_d():
     for bad in (0, -1, 1.5, True):
-        with pytest.raises(ValueError, match="d must be a positive int"):
+        with pytest.raises(TypeError if isinstance(bad, (bool, float)) else ValueError,
+                           match="d must be a positive int"):
             linear_variance_shift(bad)

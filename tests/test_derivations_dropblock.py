@@ -92,7 +92,7 @@ def test_padded_seed_rate():
 def test_bad_arguments():
     with pytest.raises(ValueError, match="c must be a positive int"):
         d.block_coverage_probability(0)
-    with pytest.raises(ValueError, match="block_size must be odd"):
+    with pytest.raises(ValueError, match=r"block_size must be an odd positive int \(a block is centred on its seed\), got 2"):
         d.block_drop_fraction_exact(5, 5, 2)
     with pytest.raises(ValueError, match="40 or fewer"):
         d.block_drop_fraction_exact(12, 12, 3)

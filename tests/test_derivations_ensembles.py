@@ -47,7 +47,8 @@ def test_linear_average_is_the_weight_scaled_output(n):
 
 def test_linear_average_rejects_bad_n():
     for bad in (0, 11, 2.0, True):
-        with pytest.raises(ValueError, match=r"n must be an int in \[1, 10\]"):
+        with pytest.raises(TypeError if isinstance(bad, (bool, float)) else ValueError,
+                           match=r"n must be an int in \[1, 10\]"):
             d.linear_subnetwork_average(bad)
 
 
@@ -106,7 +107,8 @@ def test_power_sum_reduction_matches_explicit_sums():
 
 def test_ambiguity_terms_rejects_bad_t():
     for bad in (1, 13, 3.0, True):
-        with pytest.raises(ValueError, match=r"T must be an int in \[2, 12\]"):
+        with pytest.raises(TypeError if isinstance(bad, (bool, float)) else ValueError,
+                           match=r"T must be an int in \[2, 12\]"):
             d.ambiguity_terms(bad)
 
 

@@ -191,14 +191,14 @@ def test_identities_print_one_minus_p():
     assert equal(r.identities()[0].rhs, r.penalty)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(n=0, d=2), r"^n must be a positive int"),
-    (dict(n=2, d=True), r"^d must be a positive int"),
-    (dict(n=2, d=2.0), r"^d must be a positive int"),
-    (dict(n=2, d=2, normalisation="sum"), r"^normalisation must be one of"),
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(n=0, d=2), ValueError, r"^n must be a positive int"),
+    (dict(n=2, d=True), TypeError, r"^d must be a positive int"),
+    (dict(n=2, d=2.0), TypeError, r"^d must be a positive int"),
+    (dict(n=2, d=2, normalisation="sum"), ValueError, r"^normalisation must be one of"),
 ])
-def test_linear_bad_arguments(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+def test_linear_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
         linear_dropout_regression(**kwargs)
 
 

@@ -98,9 +98,10 @@ def test_quadratic_unit_gap(d):
 
 @pytest.mark.parametrize("bad", [0, 5, 2.0, True])
 def test_derivations_reject_bad_sizes(bad):
-    with pytest.raises(ValueError):
+    error = TypeError if isinstance(bad, (bool, float)) else ValueError
+    with pytest.raises(error, match=r"^d must be an int in \[1, 4\]"):
         derivations.mc_linear_estimator(bad, 2)
-    with pytest.raises(ValueError):
+    with pytest.raises(error, match=r"^T must be an int in \[1, 4\]"):
         derivations.mc_linear_estimator(2, bad)
 
 

@@ -247,7 +247,7 @@ def test_identity_cases_return_copies_and_p_one_gives_zeros():
 
 
 @pytest.mark.parametrize("kwargs, exc, match", [
-    (dict(block_size=4), ValueError, r"block_size must be an odd positive int .* got 4"),
+    (dict(block_size=4), ValueError, r"^block_size must be an odd positive int \(a block is centred on its seed\), got 4$"),
     (dict(block_size=0), ValueError, r"block_size must be an odd positive int"),
     (dict(block_size=3.0), TypeError, r"block_size must be an odd positive int"),
     (dict(block_size=True), TypeError, r"block_size must be an odd positive int"),

@@ -183,7 +183,7 @@ def test_subnetwork_average_keeps_the_output_dtype():
     (dict(n_units=2, p=1.5), ValueError, r"p must be in \[0, 1\]"),
     (dict(n_units=2, p=float("nan")), ValueError, "p must be a number"),
     (dict(n_units=30, p=0.5), ValueError, r"n_units must be an int in \[0, 24\]"),
-    (dict(n_units=2, p=0.5, chunk_size=0), ValueError, "chunk_size must be an int >= 1"),
+    (dict(n_units=2, p=0.5, chunk_size=0), ValueError, "chunk_size must be a positive int, got 0"),
     (dict(n_units=2, p=0.5, dtype=torch.int32), TypeError, "dtype must be a floating"),
     (dict(fn=lambda m: m.sum(), n_units=2, p=0.5), ValueError, "one output per mask"),
     (dict(fn=lambda m: m.long(), n_units=2, p=0.5), TypeError, "floating torch.Tensor"),
@@ -401,7 +401,7 @@ def test_ambiguity_decomposition_accepts_numpy_and_broadcasts_the_target():
     (torch.ones(1, 3), torch.ones(3), {}, ValueError, "T >= 2 members"),
     (torch.ones(2, 3, dtype=torch.int64), torch.ones(3), {}, TypeError, "preds must have a floating dtype"),
     ([[1.0], [2.0]], torch.ones(1), {}, TypeError, "preds must be a torch.Tensor"),
-    (torch.ones(2, 3), [1.0], {}, TypeError, "target must be a torch.Tensor or numpy array"),
+    (torch.ones(2, 3), [1.0], {}, TypeError, "target must be a torch.Tensor or a numpy array"),
     (torch.ones(2, 3), torch.ones(4), {}, ValueError, r"does not broadcast to the prediction shape \(3,\)"),
     (torch.ones(2, 0), torch.ones(0), {}, ValueError, "no examples"),
     (torch.ones(2, 3), torch.ones(3), dict(event_dims=2), ValueError, r"event_dims must be an int in \[0, 1\]"),
@@ -505,8 +505,8 @@ def test_path_survival_probability_properties(p, depth, input_p):
 
 @pytest.mark.parametrize("args, kwargs, exc, match", [
     ((1.2, 2), {}, ValueError, r"p must be in \[0, 1\]"),
-    ((0.5, -1), {}, ValueError, "depth must be an int >= 0"),
-    ((0.5, 2.0), {}, TypeError, "depth must be an int"),
+    ((0.5, -1), {}, ValueError, "depth must be a non-negative int, got -1"),
+    ((0.5, 2.0), {}, TypeError, "depth must be a non-negative int, got float 2.0"),
     ((0.5, 2), dict(input_p=-0.1), ValueError, r"input_p must be in \[0, 1\]"),
     (("0.5", 2), {}, TypeError, "p must be a number"),
 ])

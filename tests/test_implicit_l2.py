@@ -256,7 +256,7 @@ FUNCS_W = [db.dropout_penalty, db.logistic_dropout_penalty, db.exact_logistic_dr
     ((W0, X0, math.nan), ValueError, r"^p must be a number in \[0, 1\), got nan"),
     ((W0, X0, "0.5"), TypeError, r"^p must be a number"),
     ((W0, X0.long(), 0.5), TypeError, r"^X must have a floating dtype"),
-    ((W0, X0.numpy(), 0.5), TypeError, r"^X must be a torch.Tensor"),
+    ((W0, X0.tolist(), 0.5), TypeError, r"^X must be a torch.Tensor or a numpy array, got list"),
     ((W0, X0[0], 0.5), ValueError, r"^X must be a 2-D tensor of shape \(n, d\), got shape \(3,\)"),
     ((W0, X0[:0], 0.5), ValueError, r"^X must have at least one row"),
     ((W0[:2], X0, 0.5), ValueError, r"^w must have shape \(3,\), one weight per column of X, got shape \(2,\)"),

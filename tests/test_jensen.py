@@ -181,7 +181,7 @@ def test_bias_enters_the_mean_only():
     (dict(x=torch.ones(3, dtype=torch.int64)), TypeError, "x must have a floating dtype"),
     (dict(x=torch.ones(3, dtype=torch.float64)), ValueError, "w must have shape"),
     (dict(x=torch.ones(2, 4, dtype=torch.float64)), ValueError, "1-D"),
-    (dict(x=torch.ones(4, dtype=torch.float32)), TypeError, "share dtype"),
+    (dict(x=torch.ones(4, dtype=torch.float32)), TypeError, r"x must have the dtype and device of w \(torch.float64"),
     (dict(method="mc", n_samples=1), ValueError, "n_samples"),
     (dict(method="mc", generator=0), TypeError, "generator"),
     (dict(bias=torch.ones(3)), ValueError, "bias"),

@@ -325,7 +325,7 @@ def test_zero_stderr_from_constant_samples():
 def test_z_score_errors():
     with pytest.raises(TypeError, match=r"^estimate must be an Estimate"):
         z_score((1.0, 0.1), 1.0)
-    with pytest.raises(ValueError, match=r"^exact must be a number, got nan"):
+    with pytest.raises(ValueError, match=r"^exact must be a real number, got nan"):
         z_score(Estimate(1.0, 0.1, 10), float("nan"))
 
 
@@ -341,7 +341,7 @@ def test_agrees_threshold_is_inclusive_and_symmetric():
 
 @pytest.mark.parametrize("z", [0.0, -1.0, float("nan")])
 def test_agrees_rejects_non_positive_z(z):
-    with pytest.raises(ValueError, match=r"^z must be positive"):
+    with pytest.raises(ValueError, match=r"^z must be a finite real number > 0"):
         agrees(Estimate(1.0, 0.1, 10), 1.0, z=z)
 
 

@@ -63,8 +63,8 @@ def test_survival_schedule_is_not_the_seed_formula():
 @pytest.mark.parametrize("L, exc, match", [
     (0, ValueError, r"^L must be a positive int"),
     (-2, ValueError, r"^L must be a positive int"),
-    (2.0, ValueError, r"^L must be a positive int"),
-    (True, ValueError, r"^L must be a positive int"),
+    (2.0, TypeError, r"^L must be a positive int"),
+    (True, TypeError, r"^L must be a positive int"),
 ])
 def test_survival_schedule_bad_L(L, exc, match):
     with pytest.raises(exc, match=match):

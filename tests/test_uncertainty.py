@@ -182,7 +182,7 @@ def test_mc_predict_leaves_the_model_unchanged(setup):
     db.mc_predict(model, torch.randn(5, 4, dtype=torch.float64), T=20, chunk_size=7,
                   generator=torch.Generator().manual_seed(0))
     assert_unchanged(model, before)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(ValueError, match=r"^x must fit the model: on x of shape \(5, 3\)"):
         db.mc_predict(model, torch.randn(5, 3, dtype=torch.float64), T=20)  # wrong width
     assert_unchanged(model, before)
 
@@ -259,8 +259,8 @@ def test_mc_predict_matches_a_plain_loop_in_distribution(chunk_size):
 
 @pytest.mark.parametrize("kwargs, error, match", [
     (dict(T=1), ValueError, "T must be an int >= 2"),
-    (dict(T=2.5), ValueError, "T must be"),
-    (dict(T=True), ValueError, "T must be"),
+    (dict(T=2.5), TypeError, "T must be an int >= 2, got float 2.5"),
+    (dict(T=True), TypeError, "T must be an int >= 2, got bool True"),
     (dict(T=5, chunk_size=0), ValueError, "chunk_size"),
     (dict(T=5, generator=3), TypeError, "generator"),
     (dict(T=5, return_samples=1), TypeError, "return_samples"),

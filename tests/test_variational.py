@@ -88,7 +88,7 @@ def test_local_reparameterization_moments():
 
 def test_local_reparameterization_moments_rejects_bad_d():
     for d in (0, 9, 2.0, True):
-        with pytest.raises(ValueError, match="d must be"):
+        with pytest.raises(TypeError if isinstance(d, (bool, float)) else ValueError, match=r"d must be an int in \[1, 8\]"):
             local_reparameterization_moments(d)
 
 
@@ -203,7 +203,7 @@ def test_gaussian_dropout_rejects_bad_input():
         db.gaussian_dropout(torch.ones(2, dtype=torch.int64), 0.5)
     with pytest.raises(TypeError, match="generator"):
         db.gaussian_dropout(torch.ones(2), 0.5, generator=0)
-    with pytest.raises(ValueError, match="alpha must be >= 0"):
+    with pytest.raises(ValueError, match="alpha must be a finite real number >= 0"):
         db.drop_rate_from_alpha(-1.0)
     with pytest.raises(ValueError, match="alpha must be a finite"):
         db.drop_rate_from_alpha(float("inf"))
@@ -395,13 +395,13 @@ def test_kl_approximation_error_over_minus8_to_8():
 def test_kl_functions_reject_bad_input():
     with pytest.raises(ValueError, match="log_alpha must lie in"):
         db.neg_kl_exact(40.0)
-    with pytest.raises(ValueError, match="log_alpha must not contain NaN"):
+    with pytest.raises(ValueError, match="log_alpha must be a real number, got nan"):
         db.neg_kl_approx(float("nan"))
     with pytest.raises(TypeError, match="log_alpha must have a floating dtype"):
         db.neg_kl_approx(torch.tensor([1, 2]))
     with pytest.raises(ValueError, match="step must be"):
         db.neg_kl_exact(0.0, step=0.5)
-    with pytest.raises(ValueError, match="need -30 <= low < high"):
+    with pytest.raises(ValueError, match=r"^low and high must satisfy -30 <= low < high"):
         db.kl_approximation_error(2.0, 1.0)
     with pytest.raises(ValueError, match="n must be an int"):
         db.kl_approximation_error(n=1)
@@ -480,9 +480,9 @@ def test_svdo_does_not_change_the_callers_input_and_validates():
         layer(torch.ones(2, 4, dtype=torch.float64))
     with pytest.raises(ValueError, match="in_features must be a positive int"):
         db.LinearSVDO(0, 2)
-    with pytest.raises(ValueError, match="out_features must be a positive int"):
+    with pytest.raises(TypeError, match="out_features must be a positive int"):
         db.LinearSVDO(2, 2.5)
-    with pytest.raises(TypeError, match="threshold must be a real number"):
+    with pytest.raises(TypeError, match="threshold must be a finite real number"):
         db.LinearSVDO(2, 2, threshold="3")
     with pytest.raises(ValueError, match="no LinearSVDO layer"):
         db.sparse_vd_kl(nn.Linear(2, 2))
@@ -515,7 +515,7 @@ def test_train_sparse_vd_is_reproducible_and_sparsifies():
         db.train_sparse_vd(model, data, epochs=0)
     with pytest.raises(ValueError, match="warmup_epochs must be a non-negative int"):
         db.train_sparse_vd(model, data, warmup_epochs=-1)
-    with pytest.raises(ValueError, match="lr must be positive"):
+    with pytest.raises(ValueError, match="lr must be a finite real number > 0"):
         db.train_sparse_vd(model, data, lr=0.0)
     with pytest.raises(TypeError, match="data must be a dropoutbook.data.Split"):
         db.train_sparse_vd(model, (x, y))

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from .._validation import check_choice
+
 __all__ = [
     "Bernoulli", "ZeroMeanNoise", "expectation", "variance", "tidy", "Identity",
     "drop_rate", "keep_rate", "activation",
@@ -123,8 +125,7 @@ def expectation(expr, distributions: Mapping, *, method: str = "auto") -> sp.Exp
     """
     dists = _check_distributions(distributions)
     expr = sp.sympify(expr)
-    if method not in ("auto", "moments", "enumerate"):
-        raise ValueError(f"method must be 'auto', 'moments' or 'enumerate', got {method!r}")
+    method = check_choice(method, "method", ("auto", "moments", "enumerate"))
     if method == "moments":
         result = _expectation_by_moments(expr, dists)
     elif method == "enumerate":

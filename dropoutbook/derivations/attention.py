@@ -11,6 +11,8 @@ from functools import lru_cache
 
 import sympy as sp
 
+from .._validation import check_int
+
 from ._core import Bernoulli, Identity, drop_rate, expectation, tidy, variance
 
 __all__ = ["AttentionRowMoments", "attention_row_moments"]
@@ -67,8 +69,7 @@ def attention_row_moments(n: int = 3) -> AttentionRowMoments:
         >>> attention_row_moments(2).row_sum_mean
         1
     """
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 8:
-        raise ValueError(f"n must be an int from 1 to 8, got {n!r}")
+    n = check_int(n, "n", minimum=1, maximum=8)
     return _attention_row_moments(int(n))
 
 

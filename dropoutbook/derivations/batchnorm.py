@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from .._validation import check_int
+
 from ._core import Bernoulli, Identity, ZeroMeanNoise, expectation, keep_rate, tidy, variance
 
 __all__ = [
@@ -150,8 +152,7 @@ def linear_variance_shift(d: int) -> LinearVarianceShiftDerivation:
     Args:
         d: number of inputs of the linear unit, a positive int.
     """
-    if isinstance(d, bool) or not isinstance(d, int) or d < 1:
-        raise ValueError(f"d must be a positive int, got {d!r}")
+    d = check_int(d, "d", minimum=1)
     q = keep_rate
     w = sp.symbols(f"w1:{d + 1}", real=True)
     mu = sp.symbols(f"mu1:{d + 1}", real=True)

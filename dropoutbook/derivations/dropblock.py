@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from .._validation import check_int
+
 from ._core import Bernoulli, Identity, drop_rate, expectation
 
 __all__ = [
@@ -62,8 +64,7 @@ def block_coverage_probability(c: int = 3) -> CoverageProbability:
         >>> block_coverage_probability(2).general
         1 - (1 - gamma)**c
     """
-    if isinstance(c, bool) or not isinstance(c, int) or c < 1:
-        raise ValueError(f"c must be a positive int, got {c!r}")
+    c = check_int(c, "c", minimum=1)
     gamma = seed_rate_symbol
     seeds = sp.symbols(f"s1:{c + 1}")
     dropped = 1 - sp.Mul(*[1 - s for s in seeds])
@@ -109,11 +110,8 @@ def block_drop_fraction_exact(height: int, width: int, block_size: int) -> DropF
         >>> block_drop_fraction_exact(3, 3, 3).fraction
         gamma
     """
-    for name, v in (("height", height), ("width", width), ("block_size", block_size)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
-    if block_size % 2 == 0:
-        raise ValueError(f"block_size must be odd, got {block_size}")
+    height, width = check_int(height, "height", minimum=1), check_int(width, "width", minimum=1)
+    block_size = check_int(block_size, "block_size", minimum=1, odd=True, why="a block is centred on its seed")
     bh, bw = min(block_size, height), min(block_size, width)
     corners = [(a, b) for a in range(height - bh + 1) for b in range(width - bw + 1)]
     if len(corners) > 40:

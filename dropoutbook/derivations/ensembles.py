@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import functools
 import itertools
-import numbers
 from types import MappingProxyType
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import sympy as sp
+
+from .._validation import check_bool, check_int
 
 from ._core import Bernoulli, Identity, drop_rate, expectation, tidy
 
@@ -34,12 +35,6 @@ __all__ = [
 
 #: The input drop probability :math:`p_{\mathrm{in}}` (used when the inputs are dropped too).
 input_drop_rate = sp.Symbol("p_in", positive=True)
-
-
-def _positive_int(value, name: str, maximum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= value <= maximum:
-        raise ValueError(f"{name} must be an int in [1, {maximum}], got {value!r}")
-    return int(value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -87,7 +82,7 @@ def linear_subnetwork_average(n: int) -> LinearSubnetworkAverage:
         >>> linear_subnetwork_average(2).uniform_average
         w1*x1/2 + w2*x2/2
     """
-    return _linear_subnetwork_average(_positive_int(n, "n", 10))
+    return _linear_subnetwork_average(check_int(n, "n", minimum=1, maximum=10))
 
 
 @functools.lru_cache(maxsize=None)
@@ -159,8 +154,7 @@ def ambiguity_terms(T: int) -> AmbiguityTerms:
         >>> ambiguity_terms(3).constant["mean over pairs i != j"]
         1/3
     """
-    if isinstance(T, bool) or not isinstance(T, numbers.Integral) or not 2 <= T <= 12:
-        raise ValueError(f"T must be an int in [2, 12], got {T!r}")
+    T = check_int(T, "T", minimum=2, maximum=12)
     return _ambiguity_terms(int(T))
 
 
@@ -304,10 +298,8 @@ def path_survival(widths: Sequence[int], *, input_dropout: bool = False) -> Path
     """
     if isinstance(widths, (str, bytes)) or not isinstance(widths, Sequence) or len(widths) < 2:
         raise ValueError(f"widths must be a sequence of at least two positive ints, got {widths!r}")
-    widths = tuple(_positive_int(w, "every width", 10**6) for w in widths)
-    if not isinstance(input_dropout, bool):
-        raise TypeError(f"input_dropout must be a bool, got {type(input_dropout).__name__}")
-    return _path_survival(widths, input_dropout)
+    widths = tuple(check_int(w, "every width", minimum=1, maximum=10**6) for w in widths)
+    return _path_survival(widths, check_bool(input_dropout, "input_dropout"))
 
 
 @functools.lru_cache(maxsize=None)

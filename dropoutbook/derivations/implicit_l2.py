@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from .._validation import check_int
+
 from ._core import Bernoulli, Identity, drop_rate, expectation, tidy, variance
 
 __all__ = [
@@ -46,12 +48,6 @@ def _show(expr, *others: sp.Symbol) -> sp.Expr:
         return tidy(expr, p, *others)
     coeff, rest = ratio.as_coeff_Mul()
     return sp.Mul(coeff * p / (1 - p), tidy(rest, *others) if others else rest)
-
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -125,8 +121,8 @@ def linear_dropout_regression(n: int, d: int, normalisation: str = "half_mean") 
         d: number of features, a positive int.
         normalisation: ``"half_mean"``, ``"mean"`` or ``"half_sum"``.
     """
-    n = _positive_int(n, "n")
-    d = _positive_int(d, "d")
+    n = check_int(n, "n", minimum=1)
+    d = check_int(d, "d", minimum=1)
     if normalisation not in NORMALISATIONS:
         raise ValueError(f"normalisation must be one of {sorted(NORMALISATIONS)}, got {normalisation!r}")
     c = NORMALISATIONS[normalisation](n)
@@ -227,7 +223,7 @@ def logistic_dropout_penalty_derivation(d: int) -> LogisticDropoutPenalty:
     Args:
         d: number of features, a positive int (the exact penalty sums :math:`2^d` terms; keep it small).
     """
-    d = _positive_int(d, "d")
+    d = check_int(d, "d", minimum=1)
     p = drop_rate
     w = sp.symbols(f"w_1:{d + 1}", real=True)
     x = sp.symbols(f"x_1:{d + 1}", real=True)

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from .._validation import check_choice, check_int
+
 from ._core import Bernoulli, Identity, ZeroMeanNoise, activation, drop_rate, expectation, tidy, variance
 
 __all__ = [
@@ -43,8 +45,7 @@ def dropout_unit_moments(convention: str = "inverted") -> DropoutUnitMoments:
         >>> dropout_unit_moments().mean
         h
     """
-    if convention not in ("inverted", "standard"):
-        raise ValueError(f"convention must be 'inverted' or 'standard', got {convention!r}")
+    convention = check_choice(convention, "convention", ("inverted", "standard"))
     m, p, h = sp.Symbol("m"), drop_rate, activation
     scale = 1 / (1 - p) if convention == "inverted" else sp.Integer(1)
     unit = m * h * scale
@@ -91,8 +92,7 @@ def naive_predictor_decomposition(d: int) -> NaivePredictorDecomposition:
     Args:
         d: number of input features, a positive int (the sum over 2**d masks stays symbolic).
     """
-    if isinstance(d, bool) or not isinstance(d, int) or d < 1:
-        raise ValueError(f"d must be a positive int, got {d!r}")
+    d = check_int(d, "d", minimum=1)
     p = drop_rate
     w = sp.symbols(f"w1:{d + 1}", real=True)
     x = sp.symbols(f"x1:{d + 1}", real=True)

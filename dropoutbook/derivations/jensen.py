@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from .._validation import check_choice, check_int
+
 from ._core import Bernoulli, Identity, ZeroMeanNoise, drop_rate, expectation, tidy, variance
 
 __all__ = [
@@ -67,10 +69,8 @@ def quadratic_jensen_gap(scaling: str = "inverted", convention: str = "drop") ->
         >>> quadratic_jensen_gap("standard").gap
         p*x**2*(1 - p)
     """
-    if scaling not in _SCALINGS:
-        raise ValueError(f"scaling must be 'inverted' or 'standard', got {scaling!r}")
-    if convention not in _CONVENTIONS:
-        raise ValueError(f"convention must be 'drop' or 'keep', got {convention!r}")
+    scaling = check_choice(scaling, "scaling", _SCALINGS)
+    convention = check_choice(convention, "convention", _CONVENTIONS)
     rate = drop_rate if convention == "drop" else p_keep
     keep = 1 - rate if convention == "drop" else rate
     m, x = sp.Symbol("m"), sp.Symbol("x", real=True)
@@ -131,10 +131,8 @@ def delta_method_gap(d: int = 2, scaling: str = "inverted") -> DeltaMethodGap:
         d: number of dropped inputs, an int in [1, 6].
         scaling: ``"inverted"`` or ``"standard"``.
     """
-    if isinstance(d, bool) or not isinstance(d, int) or not 1 <= d <= 6:
-        raise ValueError(f"d must be an int in [1, 6], got {d!r}")
-    if scaling not in _SCALINGS:
-        raise ValueError(f"scaling must be 'inverted' or 'standard', got {scaling!r}")
+    d = check_int(d, "d", minimum=1, maximum=6)
+    scaling = check_choice(scaling, "scaling", _SCALINGS)
     p = drop_rate
     w = sp.symbols(f"w1:{d + 1}", real=True)
     x = sp.symbols(f"x1:{d + 1}", real=True)

@@ -21,6 +21,8 @@ from functools import lru_cache
 
 import sympy as sp
 
+from .._validation import check_choice, check_int
+
 from ._core import Bernoulli, Identity, expectation, tidy, variance
 
 __all__ = [
@@ -75,8 +77,7 @@ def residual_block_moments(convention: str = "original") -> ResidualBlockMoments
         >>> residual_block_moments("original").test_time
         f*s + x
     """
-    if convention not in ("original", "inverted"):
-        raise ValueError(f"convention must be 'original' or 'inverted', got {convention!r}")
+    convention = check_choice(convention, "convention", ("original", "inverted"))
     b, c = sp.Symbol("b"), sp.Symbol("c")
     s = sp.Symbol("s", positive=True)
     x, f = sp.symbols("x f", real=True)
@@ -193,8 +194,7 @@ def sampled_depth(L: int = 3) -> SampledDepth:
         >>> sampled_depth(2).mean
         s1 + s2
     """
-    if isinstance(L, bool) or not isinstance(L, int) or not 1 <= L <= 10:
-        raise ValueError(f"L must be an int from 1 to 10, got {L!r}")
+    L = check_int(L, "L", minimum=1, maximum=10)
     return _sampled_depth(int(L))
 
 

@@ -17,15 +17,11 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from .._validation import check_int
+
 from ._core import Bernoulli, Identity, drop_rate, expectation, tidy, variance
 
 __all__ = ["MCLinearEstimator", "mc_linear_estimator", "MCQuadraticUnit", "mc_quadratic_unit"]
-
-
-def _check_size(value, name: str, maximum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
-        raise ValueError(f"{name} must be an int in [1, {maximum}], got {value!r}")
-    return value
 
 
 def _symbols(d: int, T: int):
@@ -108,8 +104,8 @@ def mc_linear_estimator(d: int = 2, T: int = 3) -> MCLinearEstimator:
         >>> mc_linear_estimator(1, 2).mean
         w1*x1
     """
-    d = _check_size(d, "d", 4)
-    T = _check_size(T, "T", 4)
+    d = check_int(d, "d", minimum=1, maximum=4)
+    T = check_int(T, "T", minimum=1, maximum=4)
     p = drop_rate
     q = 1 - p
     w, x, m = _symbols(d, T)
@@ -168,7 +164,7 @@ def mc_quadratic_unit(d: int = 2) -> MCQuadraticUnit:
         >>> mc_quadratic_unit(1).gap
         p*w1**2*x1**2/(1 - p)
     """
-    d = _check_size(d, "d", 6)
+    d = check_int(d, "d", minimum=1, maximum=6)
     p = drop_rate
     q = 1 - p
     w, x, (m,) = _symbols(d, 1)

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from .._validation import check_int
+
 from ._core import Bernoulli, Identity, ZeroMeanNoise, activation, drop_rate, expectation, tidy, variance
 
 __all__ = [
@@ -127,8 +129,7 @@ def local_reparameterization_moments(d: int = 3) -> LocalReparameterizationMomen
     Args:
         d: number of inputs, a positive int (small: the expressions are expanded).
     """
-    if isinstance(d, bool) or not isinstance(d, int) or not 1 <= d <= 8:
-        raise ValueError(f"d must be an int in [1, 8], got {d!r}")
+    d = check_int(d, "d", minimum=1, maximum=8)
     x = sp.symbols(f"x1:{d + 1}", real=True)
     t1 = tuple(sp.Symbol(f"theta_1{i}", real=True) for i in range(1, d + 1))
     t2 = tuple(sp.Symbol(f"theta_2{i}", real=True) for i in range(1, d + 1))
