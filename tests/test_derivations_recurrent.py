@@ -80,8 +80,8 @@ def test_dropconnect_moments_are_the_stated_formulas(n):
 
 def test_dropconnect_moments_errors_and_display():
     assert [i.lhs_text for i in dropconnect_moments(2).identities()][-1] == "Cov[y1, y2], DropConnect"
-    for bad in (0, 7, 2.0, True):
-        with pytest.raises(ValueError, match="n must be an int from 1 to 6"):
+    for bad, error in ((0, ValueError), (7, ValueError), (2.0, TypeError), (True, TypeError)):
+        with pytest.raises(error, match="n must be an int from 1 to 6"):
             dropconnect_moments(bad)
 
 

@@ -19,6 +19,8 @@ from functools import lru_cache
 
 import sympy as sp
 
+from .._validation import check_int_in_range
+
 from ._core import Bernoulli, Identity, drop_rate, expectation, tidy, variance
 
 __all__ = ["node_degree", "DropEdgeSelfWeight", "dropedge_self_weight", "self_weight_by_enumeration"]
@@ -140,9 +142,7 @@ def self_weight_by_enumeration(d: int) -> tuple[sp.Expr, sp.Expr]:
         >>> sp.factor(self_weight_by_enumeration(1)[0])
         (p + 1)/2
     """
-    if isinstance(d, bool) or not isinstance(d, int) or not 1 <= d <= 10:
-        raise ValueError(f"d must be an int from 1 to 10 (2**d terms), got {d!r}")
-    return _by_enumeration(d)
+    return _by_enumeration(check_int_in_range(d, "d", 1, 10, allowed="an int from 1 to 10 (2**d terms)"))
 
 
 @lru_cache(maxsize=None)

@@ -19,6 +19,8 @@ from functools import lru_cache
 
 import sympy as sp
 
+from .._validation import check_int_in_range
+
 from ._core import Bernoulli, Identity, drop_rate, expectation, tidy, variance
 
 __all__ = [
@@ -163,9 +165,7 @@ def dropconnect_moments(n: int = 3) -> DropConnectMoments:
         >>> dropconnect_moments(1).dropconnect_covariance
         0
     """
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 6:
-        raise ValueError(f"n must be an int from 1 to 6, got {n!r}")
-    return _dropconnect_moments(int(n))
+    return _dropconnect_moments(check_int_in_range(n, "n", 1, 6))
 
 
 @lru_cache(maxsize=None)
