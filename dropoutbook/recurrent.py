@@ -172,6 +172,9 @@ class DropConnectLinear(nn.Linear):
         True
     """
 
+    #: One weight mask per forward pass, shared by every row: ``mc_predict`` then runs its passes one by one.
+    shares_draw_across_rows = True
+
     def __init__(self, in_features: int, out_features: int, p: float = 0.5, *, bias: bool = True,
                  generator: torch.Generator | None = None, device=None, dtype=None) -> None:
         check_positive_int(in_features, "in_features")
@@ -225,6 +228,9 @@ class WeightDrop(nn.Module):
         >>> out.shape
         torch.Size([6, 2, 4])
     """
+
+    #: One weight mask per forward pass, shared by every row: ``mc_predict`` then runs its passes one by one.
+    shares_draw_across_rows = True
 
     def __init__(self, module: torch.nn.Module, p: float, *, weights=None,
                  generator: torch.Generator | None = None) -> None:

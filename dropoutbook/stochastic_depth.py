@@ -183,6 +183,11 @@ class StochasticDepth(nn.Module):
         torch.Size([2, 3])
     """
 
+    @property
+    def shares_draw_across_rows(self) -> bool:
+        """True in ``mode="batch"`` (one draw for the whole batch): ``mc_predict`` then runs its passes one by one."""
+        return self.mode == "batch"
+
     def __init__(self, branch: torch.nn.Module, p: float, *, mode: str = "batch", inverted: bool = True,
                  generator: torch.Generator | None = None) -> None:
         super().__init__()

@@ -188,7 +188,11 @@ def mc_predict(model: nn.Module, x: torch.Tensor, T: int, *, chunk_size: int | N
     (``chunk_size · B`` rows). Element-wise and channel-wise dropout draw an independent mask for
     every row, so the copies get independent masks and the result has the distribution of the plain
     loop. This needs a model that treats the rows of a batch independently in evaluation mode (true
-    of MLPs, CNNs, transformers without cross-sample operations).
+    of MLPs, CNNs, transformers without cross-sample operations). A dropout module that draws one
+    mask for the whole batch (one that sets ``shares_draw_across_rows = True``: the weight masks of
+    chapter 11's ``DropConnectLinear`` and ``WeightDrop``, ``StochasticDepth`` in ``mode="batch"``)
+    would give every copy of a forward the same draw; when one is among the dropout modules, the
+    passes run one at a time (``chunk_size=1``), whatever ``chunk_size`` says.
 
     Determinism: ``torch.nn`` dropout modules draw from torch's global generator. When
     ``generator`` is given, the passes run inside ``torch.random.fork_rng`` with the global
@@ -235,8 +239,10 @@ def mc_predict(model: nn.Module, x: torch.Tensor, T: int, *, chunk_size: int | N
     batch = x.shape[0]
 
     ran: list[nn.Module] = []
-    handles = [m.register_forward_hook(lambda module, args, out: ran.append(module))
-               for m in dropout_modules(model, dropout_types=dropout_types)]
+    modules = dropout_modules(model, dropout_types=dropout_types)
+    if any(getattr(m, "shares_draw_across_rows", False) for m in modules):
+        chunk = 1  # copies in one forward would share the module's single draw
+    handles = [m.register_forward_hook(lambda module, args, out: ran.append(module)) for m in modules]
 
     def run() -> torch.Tensor:
         outputs = []

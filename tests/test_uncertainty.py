@@ -382,3 +382,35 @@ def test_referral_curve_rejects_bad_arguments():
         db.referral_curve(torch.tensor([2, 0]), u, [0.0])
     with pytest.raises(TypeError, match="floating"):
         db.referral_curve(c, torch.tensor([1, 2]), [0.0])
+
+
+class _LSTMLast(nn.Module):
+    """An LSTM with weight drop whose prediction is the last hidden state (input (B, T, 3))."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn = db.WeightDrop(nn.LSTM(3, 4, batch_first=True), 0.5)
+
+    def forward(self, x):
+        return self.rnn(x)[0][:, -1]
+
+
+@pytest.mark.parametrize("make, x", [
+    (lambda: db.DropConnectLinear(4, 3, p=0.5), torch.ones(2, 4)),
+    (lambda: db.StochasticDepth(nn.Linear(4, 4), 0.5, mode="batch"), torch.ones(2, 4)),
+    (_LSTMLast, torch.ones(2, 5, 3)),
+], ids=["DropConnectLinear", "StochasticDepth-batch", "WeightDrop"])
+def test_mc_predict_runs_modules_with_one_draw_per_batch_a_pass_at_a_time(make, x):
+    """Stacking T copies into one forward would give them the module's one draw (identical samples,
+    zero variance); mc_predict instead runs such models pass by pass, like the plain loop."""
+    torch.manual_seed(0)
+    model = make()
+    pred = db.mc_predict(model, x, 40, dropout_types=(type(model) if not isinstance(model, _LSTMLast)
+                                                       else db.WeightDrop,), return_samples=True,
+                         generator=torch.Generator().manual_seed(3))
+    distinct = {tuple(s.flatten().tolist()) for s in pred.samples[:, 0]}
+    assert len(distinct) > 1 and bool((pred.variance > 0).any())
+    looped = db.mc_predict(model, x, 40, chunk_size=1, return_samples=True,
+                           dropout_types=(type(model) if not isinstance(model, _LSTMLast) else db.WeightDrop,),
+                           generator=torch.Generator().manual_seed(3))
+    assert torch.equal(pred.samples, looped.samples)
