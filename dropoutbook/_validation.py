@@ -8,7 +8,8 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["check_probability", "check_float_tensor", "check_shape", "check_generator"]
+__all__ = ["check_probability", "check_float_tensor", "check_shape", "check_generator", "check_points",
+           "check_timeout", "check_choice"]
 
 
 def check_probability(value, name: str = "p", *, allow_one: bool = True, allow_zero: bool = True) -> float:
@@ -71,3 +72,39 @@ def check_generator(generator, name: str = "generator") -> torch.Generator | Non
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"{name} must be a torch.Generator or None, got {type(generator).__name__}")
     return generator
+
+
+def _finite_number(value, name: str, allowed: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be {allowed}, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+    return value
+
+
+def check_points(points, name: str = "points") -> float:
+    """Return what an exercise is worth as a float: a finite number >= 0 (exercise checkers, grading)."""
+    value = _finite_number(points, name, "a finite number >= 0")
+    if value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return value
+
+
+def check_timeout(timeout, name: str = "timeout") -> float:
+    """Return a time limit in seconds as a float: a finite number > 0 (grading of submissions)."""
+    value = _finite_number(timeout, name, "a finite number of seconds > 0")
+    if value <= 0:
+        raise ValueError(f"{name} must be a finite number of seconds > 0, got {value!r}")
+    return value
+
+
+def check_choice(value, name: str, allowed) -> str:
+    """Return ``value`` after checking it is one of the strings ``allowed``; the message lists them."""
+    allowed = sorted(allowed)
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, one of {allowed}, got {type(value).__name__}")
+    if value not in allowed:
+        shown = allowed if len(allowed) <= 12 else allowed[:12] + ["..."]
+        raise ValueError(f"{name} must be one of {shown}, got {value!r}")
+    return value
