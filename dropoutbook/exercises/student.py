@@ -21,8 +21,8 @@ The **student copy** (:func:`student_notebook`)
 The **instructor version** (:func:`instructor_notebook`) is the nbgrader "source" notebook of the
 exercise: the same Markdown as the student copy, the answers and hidden tests kept between
 nbgrader's own markers, and nbgrader cell metadata: answer cells are ``solution`` cells, check
-cells ``autograded-test`` cells worth the check's ``points=`` (1 by default), every other cell is
-locked. nbgrader's ``generate_assignment`` turns it into the release version, and ``autograde``
+cells ``autograded-test`` cells worth the ``points=`` of their first check (1 by default), every
+other cell is locked. nbgrader's ``generate_assignment`` turns it into the release version, and ``autograde``
 grades the students' copies of that.
 
 Only the standard library is used, so instructors can run it anywhere.
@@ -218,16 +218,15 @@ def student_notebook(notebook: dict, where: str = "notebook") -> dict:
 
 
 def _points(text: str, where: str) -> float:
-    """The points of a check cell: the sum of the ``points=`` of its checker calls (1 each by default)."""
-    total = 0.0
+    """The points of a check cell: the ``points=`` of its first checker call (1 by default); hidden tests add none."""
     for node in ast.walk(ast.parse(text)):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id.startswith("check_"):
             given = [k.value for k in node.keywords if k.arg == "points"]
             value = ast.literal_eval(given[0]) if given else 1
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"{where}: points must be a number >= 0, got {value!r}")
-            total += value
-    return total
+            return float(value)
+    raise ValueError(f"{where}: a check cell must call a checker check_x(...)")
 
 
 def _grade_id(base: str, used: set) -> str:
