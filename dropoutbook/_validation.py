@@ -108,3 +108,48 @@ def check_choice(value, name: str, allowed) -> str:
         shown = allowed if len(allowed) <= 12 else allowed[:12] + ["..."]
         raise ValueError(f"{name} must be one of {shown}, got {value!r}")
     return value
+
+
+# The numbers an instructor passes to the checkers of the "predict" exercises (chapters 1-5).
+
+
+def check_nonnegative(value, name: str) -> float:
+    """Return ``value`` as a float after checking it is a finite number >= 0 (a variance, a weight decay)."""
+    value = _finite_number(value, name, "a finite number >= 0")
+    if value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return value
+
+
+def check_positive(value, name: str) -> float:
+    """Return ``value`` as a float after checking it is a finite number > 0 (a target standard error, a sum of squares)."""
+    value = _finite_number(value, name, "a finite number > 0")
+    if value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return value
+
+
+def check_real_vector(values, name: str, *, length: int | None = None, like: str | None = None) -> tuple[float, ...]:
+    """Return ``values`` as a tuple of floats: a non-empty sequence of finite numbers, of ``length``
+    entries when given (``like`` names the argument whose length it must match)."""
+    if not isinstance(values, Sequence) or isinstance(values, (str, bytes)):
+        raise TypeError(f"{name} must be a sequence of finite numbers, got {type(values).__name__}")
+    out = tuple(_finite_number(v, f"{name}[{i}]", "a finite number") for i, v in enumerate(values))
+    if not out:
+        raise ValueError(f"{name} must have at least one entry, got none")
+    if length is not None and len(out) != length:
+        if like is not None:
+            raise ValueError(f"{like} and {name} must have the same length, got {length} and {len(out)}")
+        raise ValueError(f"{name} must have {length} entries, got {len(out)}")
+    return out
+
+
+def check_positive_ints(values, name: str, *, min_length: int = 1) -> tuple[int, ...]:
+    """Return ``values`` as a tuple of ints >= 1 (layer widths), with at least ``min_length`` entries."""
+    out = check_shape(values, name)
+    if len(out) < min_length:
+        raise ValueError(f"{name} must have at least {min_length} entries, got {len(out)}")
+    for i, v in enumerate(out):
+        if v < 1:
+            raise ValueError(f"{name}[{i}] must be an int >= 1, got {v}")
+    return out
