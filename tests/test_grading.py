@@ -347,3 +347,13 @@ def test_a_change_made_during_a_call_stops_the_check_at_once(snapshot):
 def test_a_correct_check_changes_nothing(snapshot):
     ex.check_inverted_dropout(inverted)
     assert snapshot.change(full=True) is None
+
+
+def test_the_instructor_api_is_on_the_api_page():
+    page = (ROOT / "api.md").read_text(encoding="utf-8")
+    for name in ("CheckResult", "CheckFailed", "grade", "Exercise", "SubmissionGrade", "exercises_from_notebook",
+                 "checker", "call_student", "passed", "make_student_copy", "make_instructor_copy"):
+        assert name in ex.__all__ and f":: dropoutbook.exercises.{name}\n" in page, name
+    for name in ex.__all__:
+        if name.startswith("check_"):
+            assert f":: dropoutbook.exercises.{name}\n" in page, f"{name} is missing from api.md"
