@@ -38,29 +38,22 @@ class CheckResult:
     :class:`CheckFailed` it raises carries one as ``exc.result``. In a notebook a result displays
     nothing: the checker has printed its ``Correct: ...`` line already.
 
-    Attributes
-    ----------
-    exercise : str
-        The checker's name, e.g. ``"check_inverted_dropout"``.
-    passed : bool
-        Whether the answer is right; ``bool(result)`` is the same.
-    message : str
-        The summary of a pass (the text after ``Correct:``), or the hint of a failure.
-    points : float
-        ``max_points`` for a pass, 0 for a failure.
-    max_points : float
-        What the exercise is worth (the checker's ``points=`` argument, 1 by default).
+    Attributes:
+        exercise: the checker's name, e.g. ``"check_inverted_dropout"``.
+        passed: whether the answer is right; ``bool(result)`` is the same.
+        message: the summary of a pass (the text after ``Correct:``), or the hint of a failure.
+        points: ``max_points`` for a pass, 0 for a failure.
+        max_points: what the exercise is worth (the checker's ``points=`` argument, 1 by default).
 
-    Examples
-    --------
-    >>> import torch
-    >>> from dropoutbook.exercises import check_inverted_dropout
-    >>> def dropout(x, p, training=True):
-    ...     return x * (torch.rand_like(x) >= p) / (1 - p) if training else x.clone()
-    >>> result = check_inverted_dropout(dropout, points=2)  # doctest: +ELLIPSIS
-    Correct: ...
-    >>> result.passed, result.points
-    (True, 2.0)
+    Examples:
+        >>> import torch
+        >>> from dropoutbook.exercises import check_inverted_dropout
+        >>> def dropout(x, p, training=True):
+        ...     return x * (torch.rand_like(x) >= p) / (1 - p) if training else x.clone()
+        >>> result = check_inverted_dropout(dropout, points=2)  # doctest: +ELLIPSIS
+        Correct: ...
+        >>> result.passed, result.points
+        (True, 2.0)
     """
 
     exercise: str

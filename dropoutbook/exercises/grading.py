@@ -50,18 +50,17 @@ _CHECK_CELL = re.compile(r"\s*check_\w+\(")  # a cell that calls a checker (the 
 class Exercise:
     """One graded exercise: which checker runs on which of the submission's functions (chapter 1 onwards).
 
-    Parameters
-    ----------
-    check : str
-        The name of a checker in :mod:`dropoutbook.exercises`, e.g. ``"check_inverted_dropout"``.
-    answer : str
-        The name of the submission's function that the checker is given, e.g. ``"my_inverted_dropout"``.
-    points : float, default 1
-        What the exercise is worth.
-    kwargs : mapping, optional
-        Further keyword arguments of the checker, e.g. the inputs of a "predict" exercise.
-    label : str, optional
-        The exercise's name in the grades; the checker's name by default.
+    Args:
+        check: the name of a checker in :mod:`dropoutbook.exercises`, e.g. ``"check_inverted_dropout"``.
+        answer: the name of the submission's function that the checker is given, e.g.
+            ``"my_inverted_dropout"``.
+        points: what the exercise is worth (default 1).
+        kwargs: further keyword arguments of the checker, e.g. the inputs of a "predict" exercise.
+        label: the exercise's name in the grades (default: the checker's name).
+
+    Examples:
+        >>> Exercise("check_naive_predictor_terms", "predicted_terms", points=2, kwargs={"p": 0.3}).name
+        'check_naive_predictor_terms'
     """
 
     check: str
@@ -91,15 +90,13 @@ class Exercise:
 class SubmissionGrade:
     """The grade of one submission: one :class:`CheckResult` per exercise (chapter 1 onwards).
 
-    Attributes
-    ----------
-    submission : str
-        The submission's name (its key in the mapping given to :func:`grade`).
-    results : tuple of CheckResult
-        One per exercise, in the order of the exercises; ``exercise`` holds :attr:`Exercise.name`.
-    problem : str or None
-        What stopped the grading early or voided it: the time limit, a change to the library
-        (the submission then gets no points), a process that died. None when all went through.
+    Attributes:
+        submission: the submission's name (its key in the mapping given to :func:`grade`).
+        results: one :class:`~dropoutbook.exercises.CheckResult` per exercise, in the order of the
+            exercises; their ``exercise`` is the exercise's :attr:`Exercise.name`.
+        problem: what stopped the grading early or voided it: the time limit, a change to the
+            library (the submission then gets no points), a process that died; None when all went
+            through.
     """
 
     submission: str
@@ -125,8 +122,14 @@ class SubmissionGrade:
 def exercises_from_notebook(path) -> list[Exercise]:
     """The exercises of a solution notebook: one per check cell ``check_x(answer, ...)`` (chapter 1 onwards).
 
-    A check cell's keyword arguments become :attr:`Exercise.kwargs` (they must be literals), and
+    A check cell's keyword arguments become the exercise's ``kwargs`` (they must be literals), and
     ``points=`` its points (1 by default). A checker that appears twice is labelled ``check_x#2``.
+
+    Args:
+        path: a solution notebook, e.g. ``"exercises/01_inverted_dropout.ipynb"``.
+
+    Returns:
+        One :class:`Exercise` per checker call, in the order of the notebook.
     """
     nb = json.loads(Path(path).read_text(encoding="utf-8"))
     exercises: list[Exercise] = []
@@ -152,30 +155,24 @@ def exercises_from_notebook(path) -> list[Exercise]:
 def grade(submissions: Mapping, exercises, *, timeout: float = 60.0, workers: int = 1) -> list[SubmissionGrade]:
     """Grade each submission on the exercises, each in a fresh process with a time limit (chapter 1 onwards).
 
-    Parameters
-    ----------
-    submissions : mapping
-        Submission name -> a notebook or Python file (a path), or a mapping from function names
-        to the student's functions (sent to the grading process with ``cloudpickle``).
-    exercises : sequence of Exercise, or a path
-        What to grade; a path to a solution notebook stands for :func:`exercises_from_notebook`.
-    timeout : float, default 60
-        Seconds one submission may take in all (its code and all its checks).
-    workers : int, default 1
-        How many submissions are graded at the same time.
+    Args:
+        submissions: a mapping from each submission's name to a notebook or Python file (a path),
+            or to a mapping from function names to the student's functions (sent to the grading
+            process with ``cloudpickle``).
+        exercises: a sequence of :class:`Exercise`, or a path to a solution notebook, which stands
+            for its :func:`exercises_from_notebook`.
+        timeout: seconds one submission may take in all, its code and all its checks (default 60).
+        workers: how many submissions are graded at the same time (default 1).
 
-    Returns
-    -------
-    list of SubmissionGrade
-        In the order of ``submissions``.
+    Returns:
+        One :class:`SubmissionGrade` per submission, in the order of ``submissions``.
 
-    Examples
-    --------
-    >>> import dropoutbook.exercises as ex
-    >>> grades = ex.grade({"alice": "exercises/01_inverted_dropout.ipynb"},
-    ...                   "exercises/01_inverted_dropout.ipynb")  # doctest: +SKIP
-    >>> grades[0].scores  # doctest: +SKIP
-    {'check_inverted_dropout': 1.0, 'check_dropout_variance': 1.0, ...}
+    Examples:
+        >>> import dropoutbook.exercises as ex
+        >>> grades = ex.grade({"alice": "exercises/01_inverted_dropout.ipynb"},
+        ...                   "exercises/01_inverted_dropout.ipynb")  # doctest: +SKIP
+        >>> grades[0].scores  # doctest: +SKIP
+        {'check_inverted_dropout': 1.0, 'check_dropout_variance': 1.0, ...}
     """
     if isinstance(exercises, (str, os.PathLike)):
         exercises = exercises_from_notebook(exercises)

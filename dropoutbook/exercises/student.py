@@ -7,7 +7,7 @@ code cell between the lines ``### BEGIN SOLUTION`` and ``### END SOLUTION`` (the
 calls a checker, ``check_x(answer)``. Lines between ``### BEGIN HIDDEN TESTS`` and
 ``### END HIDDEN TESTS`` are tests that students do not see.
 
-The **student copy** (:func:`student_notebook`)
+The **student copy** (:func:`~dropoutbook.exercises.make_student_copy`)
 
 * replaces each answer with ``raise NotImplementedError(...)`` at the same indentation, so the
   function signature stays and the check cell after it fails with "not written yet";
@@ -18,12 +18,12 @@ The **student copy** (:func:`student_notebook`)
   MyST label lines and keeps only the text of cross-reference roles;
 * clears every output.
 
-The **instructor version** (:func:`instructor_notebook`) is the nbgrader "source" notebook of the
-exercise: the same Markdown as the student copy, the answers and hidden tests kept between
-nbgrader's own markers, and nbgrader cell metadata: answer cells are ``solution`` cells, check
-cells ``autograded-test`` cells worth the ``points=`` of their first check (1 by default), every
-other cell is locked. nbgrader's ``generate_assignment`` turns it into the release version, and ``autograde``
-grades the students' copies of that.
+The **instructor version** (:func:`~dropoutbook.exercises.make_instructor_copy`) is the nbgrader
+"source" notebook of the exercise: the same Markdown as the student copy, the answers and hidden
+tests kept between nbgrader's own markers, and nbgrader cell metadata: answer cells are
+``solution`` cells, check cells ``autograded-test`` cells worth the ``points=`` of their first
+check (1 by default), every other cell is locked. nbgrader's ``generate_assignment`` turns it into
+the release version, and ``autograde`` grades the students' copies of that.
 
 Only the standard library is used, so instructors can run it anywhere.
 """
