@@ -50,9 +50,7 @@ student: $(STAMP)
 # nbgrader source versions of the exercise notebooks, one assignment per chapter (page "Using the
 # exercises in a course"); copy _build/nbgrader/source into a course directory.
 nbgrader: $(STAMP)
-	for nb in exercises/[0-9]*.ipynb; do \
-	  $(PY) -m dropoutbook.exercises --nbgrader $$nb _build/nbgrader/source/$$(basename $$nb .ipynb) || exit 1; \
-	done
+	$(PY) -m dropoutbook.exercises --nbgrader exercises _build/nbgrader/source
 
 bench: $(STAMP)
 	for script in benchmarks/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done

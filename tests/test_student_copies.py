@@ -166,6 +166,16 @@ def test_the_instructor_version_carries_nbgrader_metadata():
     assert "{solution" not in text(out) and all(c.get("outputs", []) == [] for c in out["cells"])
 
 
+def test_the_command_writes_one_nbgrader_assignment_per_notebook(tmp_path, capsys):
+    a = write(tmp_path / "sources" / "01_a.ipynb", notebook(ANSWER, CHECK))
+    write(tmp_path / "sources" / "02_b.ipynb", notebook(ANSWER))
+    assert main(["--nbgrader", str(tmp_path / "sources"), str(tmp_path / "source")]) == 0
+    assert sorted(str(p.relative_to(tmp_path / "source")) for p in (tmp_path / "source").rglob("*.ipynb")) == [
+        "01_a/01_a.ipynb", "02_b/02_b.ipynb"]
+    written = json.loads((tmp_path / "source" / "01_a" / "01_a.ipynb").read_text())
+    assert written == instructor_notebook(json.loads(a.read_text()))
+
+
 def test_hidden_tests_outside_a_check_cell_are_refused_in_the_instructor_version():
     with pytest.raises(ValueError, match="hidden tests belong in a check cell"):
         instructor_notebook(notebook(code(f"{BEGIN_HIDDEN}\nx = 1\n{END_HIDDEN}")))

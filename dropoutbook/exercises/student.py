@@ -302,13 +302,19 @@ def make_instructor_copy(solution_path, instructor_path) -> Path:
 
 
 def main(argv=None) -> int:
-    """``python -m dropoutbook.exercises [--nbgrader] SOURCE... OUTPUT_DIR``."""
+    """``python -m dropoutbook.exercises [--nbgrader] SOURCE... OUTPUT_DIR``.
+
+    Student copies go to ``OUTPUT_DIR/NAME.ipynb``; nbgrader versions to ``OUTPUT_DIR/NAME/NAME.ipynb``,
+    one assignment per notebook in nbgrader's ``source`` folder.
+    """
     import argparse
 
     parser = argparse.ArgumentParser(
         prog="python -m dropoutbook.exercises",
         description="Write the student copies (or, with --nbgrader, the nbgrader source versions) of solution "
-                    "notebooks. A SOURCE is a notebook or a folder, which stands for its NN_*.ipynb notebooks.")
+                    "notebooks. A SOURCE is a notebook or a folder, which stands for its NN_*.ipynb notebooks. "
+                    "With --nbgrader, OUTPUT_DIR is nbgrader's source folder: each notebook becomes an "
+                    "assignment named after it, OUTPUT_DIR/NAME/NAME.ipynb.")
     parser.add_argument("sources", nargs="+", type=Path, metavar="SOURCE", help="solution notebooks or folders")
     parser.add_argument("output", type=Path, metavar="OUTPUT_DIR", help="folder for the copies (same file names)")
     parser.add_argument("--nbgrader", action="store_true", help="write nbgrader source versions, not student copies")
@@ -324,7 +330,7 @@ def main(argv=None) -> int:
             notebooks.append(source)
         else:
             parser.error(f"{source} is neither a notebook (.ipynb) nor a folder")
-    targets = [args.output / nb.name for nb in notebooks]
+    targets = [args.output / nb.stem / nb.name if args.nbgrader else args.output / nb.name for nb in notebooks]
     for nb, target in zip(notebooks, targets):
         if target.resolve() in {n.resolve() for n in notebooks}:
             parser.error(f"writing {target} would overwrite a solution notebook; choose another OUTPUT_DIR")
