@@ -8,8 +8,8 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["check_probability", "check_float_tensor", "check_shape", "check_generator", "check_points",
-           "check_timeout", "check_choice"]
+__all__ = ["check_probability", "check_float_tensor", "check_shape", "check_generator", "check_choice",
+           "check_positive_int"]
 
 
 def check_probability(value, name: str = "p", *, allow_one: bool = True, allow_zero: bool = True) -> float:
@@ -83,20 +83,13 @@ def _finite_number(value, name: str, allowed: str) -> float:
     return value
 
 
-def check_points(points, name: str = "points") -> float:
-    """Return what an exercise is worth as a float: a finite number >= 0 (exercise checkers, grading)."""
-    value = _finite_number(points, name, "a finite number >= 0")
-    if value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return value
-
-
-def check_timeout(timeout, name: str = "timeout") -> float:
-    """Return a time limit in seconds as a float: a finite number > 0 (grading of submissions)."""
-    value = _finite_number(timeout, name, "a finite number of seconds > 0")
-    if value <= 0:
-        raise ValueError(f"{name} must be a finite number of seconds > 0, got {value!r}")
-    return value
+def check_positive_int(value, name: str) -> int:
+    """Return ``value`` after checking it is an int >= 1 (a count: workers, passes)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int >= 1, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value}")
+    return int(value)
 
 
 def check_choice(value, name: str, allowed) -> str:

@@ -130,6 +130,8 @@ def test_bad_grading_arguments_are_refused(tmp_path):
     (tmp_path / "a.txt").write_text("")
     with pytest.raises(ValueError, match="timeout"):
         ex.grade({"a": {"f": inverted}}, one, timeout=0)
+    with pytest.raises(ValueError, match="workers"):
+        ex.grade({"a": {"f": inverted}}, one, workers=0)
     with pytest.raises(ValueError, match=r"\.ipynb or \.py"):
         ex.grade({"a": tmp_path / "a.txt"}, one)
     with pytest.raises(ValueError, match="no file"):

@@ -25,7 +25,7 @@ import math
 import sympy as sp
 import torch
 
-from .._validation import check_points
+from .._validation import check_nonnegative
 
 __all__ = ["CheckFailed", "CheckResult", "call_student", "passed", "checker"]
 
@@ -141,7 +141,7 @@ def checker(fn, name: str | None = None):
 
     @functools.wraps(fn)
     def check(*args, points: float = 1, **kwargs) -> CheckResult:
-        points = check_points(points)
+        points = check_nonnegative(points, "points")
         if _REPORTS.get() is not None:  # nested in another checker: that one reports
             fn(*args, **kwargs)
             return CheckResult(name, True, "", points, points)

@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .._validation import check_choice, check_points, check_timeout
+from .._validation import check_choice, check_nonnegative, check_positive, check_positive_int
 from ._core import CheckFailed, CheckResult
 
 __all__ = ["Exercise", "SubmissionGrade", "grade", "exercises_from_notebook"]
@@ -75,7 +75,7 @@ class Exercise:
         check_choice(self.check, "check", {n for n in public if n.startswith("check_")})
         if not isinstance(self.answer, str) or not self.answer.isidentifier():
             raise ValueError(f"answer must be the name of a function (an identifier), got {self.answer!r}")
-        object.__setattr__(self, "points", check_points(self.points))
+        object.__setattr__(self, "points", check_nonnegative(self.points, "points"))
         object.__setattr__(self, "kwargs", types.MappingProxyType(dict(self.kwargs)))
         if "points" in self.kwargs:
             raise ValueError("give the points as Exercise(points=...), not in kwargs")
@@ -187,9 +187,8 @@ def grade(submissions: Mapping, exercises, *, timeout: float = 60.0, workers: in
         raise ValueError("exercises must not be empty")
     if not isinstance(submissions, Mapping) or not submissions:
         raise TypeError("submissions must be a non-empty mapping from names to paths or to mappings of functions")
-    timeout = check_timeout(timeout)
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be an int >= 1, got {workers!r}")
+    timeout = check_positive(timeout, "timeout")
+    workers = check_positive_int(workers, "workers")
     jobs = [(str(name), _payload(name, sub)) for name, sub in submissions.items()]
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(lambda job: _grade_one(job[0], job[1], exercises, timeout), jobs))
@@ -414,7 +413,8 @@ def _same_container(value, state) -> bool:
 
 
 def _run_submission(payload: dict, notes: list) -> dict:
-    namespace = {"__name__": "__main__", "__builtins__": __builtins__}
+    # A notebook's display() is IPython's; outside IPython the submission's cells get a silent one.
+    namespace = {"__name__": "__main__", "__builtins__": __builtins__, "display": lambda *args, **kwargs: None}
     if payload["kind"] == "functions":
         import cloudpickle
 
