@@ -161,7 +161,8 @@ def grade(submissions: Mapping, exercises, *, timeout: float = 60.0, workers: in
             process with ``cloudpickle``).
         exercises: a sequence of :class:`Exercise`, or a path to a solution notebook, which stands
             for its :func:`exercises_from_notebook`.
-        timeout: seconds one submission may take in all, its code and all its checks (default 60).
+        timeout: seconds one submission may take in all (default 60): the grading process's start-up
+            (importing torch and sympy takes a few seconds), the submission's code and all its checks.
         workers: how many submissions are graded at the same time (default 1).
 
     Returns:
