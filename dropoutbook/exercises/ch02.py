@@ -19,8 +19,8 @@ import torch
 
 from .. import _validation, derivations, implicit_l2
 from ..implicit_l2 import dropout_penalty, dropout_ridge_solution, logistic_dropout_penalty
-from ._core import CheckFailed, _same_function, _student_symbols, call_student, passed
-from .ch01 import _answer_dict, _drawn_rates, _library_forbidden, _real_number
+from ._core import CheckFailed, _student_symbols, call_student, passed
+from .ch01 import _agree, _answer_dict, _drawn_rates, _library_forbidden, _real_number
 
 __all__ = [
     "check_dropout_penalty", "check_derived_penalty", "check_dropout_ridge", "check_shrinkage_prediction",
@@ -171,11 +171,11 @@ def check_derived_penalty(fn) -> None:
     points = [(0.3, 1.2, -0.7, 0.5, 2.0, 0.4), (0.6, -0.4, 1.1, -1.5, 0.3, -2.0), (0.1, 2.0, 0.5, 1.0, -1.0, 1.5)]
 
     def same(a, b=None):
-        return _same_function(expr if b is None else b, a, symbols, points)
+        return _agree(expr if b is None else b, a, symbols, points)
 
     if not same(ref.penalty):
         shifted = [pt[:-1] + (pt[-1] + 1.7,) for pt in points]
-        depends_on_y = not _same_function(expr, expr.subs(y, y + sp.Rational(17, 10)), symbols, points + shifted)
+        depends_on_y = not _agree(expr, expr.subs(y, y + sp.Rational(17, 10)), symbols, points + shifted)
         s = w1**2 * x1**2 + w2**2 * x2**2
         if depends_on_y:
             m1, m2 = sp.symbols("m1 m2")
@@ -217,8 +217,8 @@ def check_derived_penalty(fn) -> None:
     other = _student_symbols(call_student(fn, derivations.Bernoulli(k), what=what), {**names, "k": k}, what)
     symbols_k = (*symbols, k)
     points_k = [pt + (kk,) for pt, kk in zip(points, (0.45, 0.9, 0.2))]
-    if not _same_function(other, _one_example_penalty(derivations.Bernoulli(k)), symbols_k, points_k):
-        if _same_function(other, ref.penalty, symbols_k, points_k):
+    if not _agree(other, _one_example_penalty(derivations.Bernoulli(k)), symbols_k, points_k):
+        if _agree(other, ref.penalty, symbols_k, points_k):
             raise CheckFailed(
                 "called with another mask distribution, m_j ~ Bernoulli(k), your function returns the same penalty as "
                 "for Bernoulli(1-p): it was typed in, or computed with a fixed distribution instead of the argument "

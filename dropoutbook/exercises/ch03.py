@@ -19,8 +19,8 @@ import torch
 
 from .. import _validation, derivations, jensen
 from ..jensen import _mask_chunks, jensen_gap
-from ._core import CheckFailed, _check_numbers, _same_function, call_student, passed
-from .ch01 import _derived_dict, _drawn_rates, _library_forbidden, _number_dict, _real_number
+from ._core import CheckFailed, _check_numbers, call_student, passed
+from .ch01 import _agree, _derived_dict, _drawn_rates, _library_forbidden, _number_dict, _real_number
 
 __all__ = [
     "check_quadratic_gap", "check_exact_ensemble_mean", "check_delta_prediction",
@@ -70,7 +70,7 @@ def check_quadratic_gap(fn) -> None:
         truth = moments(bernoulli, scale)
         at = f"with scale = {scale} ({scaling} dropout), the"
         other = moments(bernoulli, 1 - p if scaling == "standard" else sp.Integer(1))
-        if not _same_function(answer["mean"], truth["mean"], (p, x), points):
+        if not _agree(answer["mean"], truth["mean"], (p, x), points):
             mistakes = [
                 (other["mean"], "that is the mean of the other scaling: z = m·x/scale, so divide by scale"),
                 (moments(derivations.Bernoulli(p), scale)["mean"],
@@ -79,7 +79,7 @@ def check_quadratic_gap(fn) -> None:
                 (moments(bernoulli, 1 / scale)["mean"], "you multiplied by scale; z = m·x / scale: divide"),
             ]
             _raise_mistake(f"{at} 'mean' entry", answer["mean"], truth["mean"], mistakes, (p, x), points)
-        if not _same_function(answer["gap"], truth["gap"], (p, x), points):
+        if not _agree(answer["gap"], truth["gap"], (p, x), points):
             mistakes = [
                 (-truth["gap"], "the sign is reversed: the gap is E[f(z)] − f(E[z]), and for the convex f(z) = z² "
                                 "it is ≥ 0"),
@@ -98,8 +98,8 @@ def check_quadratic_gap(fn) -> None:
     points_k = [pt + (kk,) for pt, kk in zip(points, (0.45, 0.9, 0.2))]
     answer = _derived_dict(call_student(fn, derivations.Bernoulli(k), 1 - p, what=what), keys, {**names, "k": k}, what)
     truth = moments(derivations.Bernoulli(k), 1 - p)
-    if not all(_same_function(answer[key], truth[key], (p, x, k), points_k) for key in keys):
-        if all(_same_function(answer[key], answers["inverted"][key], (p, x, k), points_k) for key in keys):
+    if not all(_agree(answer[key], truth[key], (p, x, k), points_k) for key in keys):
+        if all(_agree(answer[key], answers["inverted"][key], (p, x, k), points_k) for key in keys):
             raise CheckFailed(
                 "called with another mask distribution, m ~ Bernoulli(k), your function returns the same answer as "
                 "for Bernoulli(1-p): it was typed in, or computed with a fixed distribution instead of the argument "
@@ -114,7 +114,7 @@ def check_quadratic_gap(fn) -> None:
 def _raise_mistake(label: str, expr, truth, mistakes, symbols, points):
     """Name the first mistake ``expr`` equals, or compare its value with the truth at p = 0.25, x = 1."""
     for wrong, message in mistakes:
-        if _same_function(expr, wrong, symbols, points):
+        if _agree(expr, wrong, symbols, points):
             raise CheckFailed(f"{label} {sp.sstr(expr)} is not right: {message}")
     at = dict(zip(symbols, (sp.Rational(1, 4), 1)))
     raise CheckFailed(f"{label} is {complex(expr.subs(at)).real:.4g} at p = 0.25, x = 1, but it should be "
