@@ -34,13 +34,18 @@ def _passes(model, x, T):
         return torch.stack([model(x) for _ in range(T)])
 
 
+def _dropout_sampling(model):
+    """Every module in evaluation mode except the nn.Dropout ones (the student's helper)."""
+    model.eval()
+    for m in model.modules():
+        if isinstance(m, nn.Dropout):
+            m.train()
+
+
 def ref_loop(model, x, T):
     modes = [(m, m.training) for m in model.modules()]
     try:
-        model.eval()
-        for m in model.modules():
-            if isinstance(m, nn.Dropout):
-                m.train()
+        _dropout_sampling(model)
         out = _passes(model, x, T)
     finally:
         for m, mode in modes:
@@ -101,20 +106,14 @@ def loop_with_model_train(model, x, T):  # the common mistake: BatchNorm in trai
 
 def loop_restoring_the_top_level_only(model, x, T):  # resets every submodule to one mode
     was = model.training
-    model.eval()
-    for m in model.modules():
-        if isinstance(m, nn.Dropout):
-            m.train()
+    _dropout_sampling(model)
     out = _passes(model, x, T)
     model.train(was)
     return out.mean(0), out.var(0)
 
 
 def loop_ending_in_eval(model, x, T):  # modes not restored for a model that was training
-    model.eval()
-    for m in model.modules():
-        if isinstance(m, nn.Dropout):
-            m.train()
+    _dropout_sampling(model)
     out = _passes(model, x, T)
     model.eval()
     return out.mean(0), out.var(0)
@@ -122,10 +121,7 @@ def loop_ending_in_eval(model, x, T):  # modes not restored for a model that was
 
 def loop_without_finally(model, x, T):  # restores the modes, but not when a pass raises
     modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    for m in model.modules():
-        if isinstance(m, nn.Dropout):
-            m.train()
+    _dropout_sampling(model)
     out = _passes(model, x, T)
     for m, mode in modes:
         m.training = mode
@@ -162,10 +158,7 @@ def loop_without_dropout(model, x, T):
 def loop_reseeding_every_pass(model, x, T):  # the same mask in every pass
     modes = [(m, m.training) for m in model.modules()]
     try:
-        model.eval()
-        for m in model.modules():
-            if isinstance(m, nn.Dropout):
-                m.train()
+        _dropout_sampling(model)
         outs = []
         with torch.no_grad():
             for _ in range(T):
