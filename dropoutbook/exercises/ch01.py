@@ -346,7 +346,7 @@ def _check_test_time_scaling(fn) -> str:
 # predict: the naive predictor's error terms
 
 #: Weights, inputs, drop rate and noise variance of the "predict" exercise of chapter 1 (the
-#: defaults of :func:`check_naive_predictor_terms`; an instructor may pass others).
+#: defaults of :func:`~dropoutbook.exercises.check_naive_predictor_terms`; an instructor may pass others).
 NAIVE_PREDICTOR_EXERCISE = types.MappingProxyType(dict(w=(1.0, -2.0, 0.5), x=(3.0, 1.0, 2.0), p=0.2,
                                                        noise_variance=0.25))
 
@@ -374,7 +374,7 @@ def check_naive_predictor_terms(fn, *, w=(1.0, -2.0, 0.5), x=(3.0, 1.0, 2.0), p=
     of the naive predictor :math:`\hat y = w^\top(m \odot x)` (chapter 1 exercises).
 
     The numbers of the exercise are the keyword arguments (their defaults are the book's,
-    :data:`NAIVE_PREDICTOR_EXERCISE`); the truth is derived from them with
+    :data:`~dropoutbook.exercises.ch01.NAIVE_PREDICTOR_EXERCISE`); the truth is derived from them with
     :func:`~dropoutbook.derivations.naive_predictor_decomposition`. Any real number type is accepted.
     """
     w = _validation.check_real_vector(w, "w")

@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 #: Drop rate, sums of squares of two orthogonal features and weight decay of the "predict" exercise of
-#: chapter 2 (the defaults of :func:`check_shrinkage_prediction`; an instructor may pass others).
+#: chapter 2 (the defaults of :func:`~dropoutbook.exercises.check_shrinkage_prediction`; an instructor may pass others).
 SHRINKAGE_EXERCISE = types.MappingProxyType(dict(p=0.2, sum_of_squares=(1.0, 100.0), weight_decay=10.0))
 
 _SEED = 2025
@@ -320,7 +320,7 @@ def check_shrinkage_prediction(fn, *, p=0.2, sum_of_squares=(1.0, 100.0), weight
     The answer is a dict ``{"dropout": (a1, a2), "weight_decay": (b1, b2)}`` of the ratios
     :math:`w_j / w_j^{\\mathrm{OLS}}` for the drop rate ``p``, the sums of squares
     :math:`s_j = \\sum_i x_{ij}^2` of the two features and the weight decay :math:`\\lambda`
-    (the defaults are the book's, :data:`SHRINKAGE_EXERCISE`; an instructor may pass others).
+    (the defaults are the book's, :data:`~dropoutbook.exercises.ch02.SHRINKAGE_EXERCISE`; an instructor may pass others).
     """
     p = _validation.check_probability(p, "p", allow_one=False)
     sums = _validation.check_real_vector(sum_of_squares, "sum_of_squares", length=2)

@@ -32,7 +32,7 @@ _SEED = 2026
 _HINT = "sum over the masks yourself"
 
 #: Weights, inputs and drop rate of the "predict" exercise of chapter 3, a tanh unit (the defaults
-#: of :func:`check_delta_prediction`; an instructor may pass others).
+#: of :func:`~dropoutbook.exercises.check_delta_prediction`; an instructor may pass others).
 DELTA_EXERCISE = types.MappingProxyType(dict(w=(0.5, -1.0, 1.5), x=(1.0, 0.4, 0.6), p=0.2))
 
 
@@ -225,7 +225,7 @@ def check_delta_prediction(fn, *, w=(0.5, -1.0, 1.5), x=(1.0, 0.4, 0.6), p=0.2) 
     inverted dropout on its inputs (chapter 3 exercises).
 
     The weights, inputs and drop rate are the keyword arguments (their defaults are the book's,
-    :data:`DELTA_EXERCISE`); the truth is derived from them with
+    :data:`~dropoutbook.exercises.ch03.DELTA_EXERCISE`); the truth is derived from them with
     :func:`~dropoutbook.derivations.delta_method_gap`. Any real number type is accepted.
     """
     w = _validation.check_real_vector(w, "w")

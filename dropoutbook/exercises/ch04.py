@@ -289,7 +289,7 @@ def _student_average(fn, f, n: int, p: float, calls: list, what: str) -> float:
 # exercise: predict path statistics
 
 #: Widths (inputs, three hidden layers, outputs), hidden and input drop rates of the "predict"
-#: exercise of chapter 4 (the defaults of :func:`check_path_predictions`; an instructor may pass
+#: exercise of chapter 4 (the defaults of :func:`~dropoutbook.exercises.check_path_predictions`; an instructor may pass
 #: others). The hidden rate is not 0.5, where dropping and keeping have the same probability and a
 #: swap of the two would go unnoticed.
 PATH_EXERCISE = types.MappingProxyType(dict(widths=(64, 100, 100, 100, 10), p=0.4, input_p=0.2))
@@ -300,7 +300,7 @@ def check_path_predictions(fn, *, widths=(64, 100, 100, 100, 10), p=0.4, input_p
     network with dropout of rate ``p`` on the hidden units and ``input_p`` on the inputs (chapter 4 exercises).
 
     The widths and rates are the keyword arguments (their defaults are the book's,
-    :data:`PATH_EXERCISE`). The truth comes from :func:`~dropoutbook.path_survival_probability` and
+    :data:`~dropoutbook.exercises.ch04.PATH_EXERCISE`). The truth comes from :func:`~dropoutbook.path_survival_probability` and
     the number of paths; predictions that count the output as dropped, forget the input dropout,
     swap drop and keep, or forget the input and output widths in the count are named.
     """

@@ -383,7 +383,7 @@ def _raise_named(label: str, expr, truth, mistakes, symbols, points):
 # exercise 4: predict the number of passes
 
 #: The linear unit, drop rate and target standard error of the "predict" exercise of chapter 5
-#: (the defaults of :func:`check_passes_needed`; an instructor may pass others).
+#: (the defaults of :func:`~dropoutbook.exercises.check_passes_needed`; an instructor may pass others).
 PASSES_EXERCISE = types.MappingProxyType(dict(w=(2.0, -1.0, 0.5), x=(1.0, 3.0, 4.0), p=0.25, target_se=0.05))
 
 
@@ -401,7 +401,7 @@ def check_passes_needed(fn, *, w=(2.0, -1.0, 0.5), x=(1.0, 3.0, 4.0), p=0.25, ta
     linear unit with inverted dropout is at most ``target_se`` (chapter 5 exercises).
 
     The weights, inputs, drop rate and target are the keyword arguments (their defaults are the
-    book's, :data:`PASSES_EXERCISE`). Any whole number is accepted: a Python or NumPy int, a float
+    book's, :data:`~dropoutbook.exercises.ch05.PASSES_EXERCISE`). Any whole number is accepted: a Python or NumPy int, a float
     such as 2267.0, a 0-d tensor (``torch.ceil(...)``).
     """
     w = _validation.check_real_vector(w, "w")
