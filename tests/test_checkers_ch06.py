@@ -123,7 +123,7 @@ LOOKUP = {(0.0, 1.0, 0.3): reference_k(0.0, 1.0, 0.3), (1.0, 1.0, 0.5): referenc
     (lambda m_, s, p: LOOKUP.get((m_, s, p), 1.0), "you give k ="),  # a table of the published points
     (lambda m_, s, p: "k", "should be a number"),
     (lambda m_, s, p: float("nan"), "NaN"),
-    (lambda m_, s, p: math.inf, "infinite"),
+    (lambda m_, s, p: math.inf, "finite number"),
     (lambda m_, s, p: torch.ones(2), "one number"),
 ])
 def test_scale_error_wrong_answers(answer, hint):

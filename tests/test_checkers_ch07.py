@@ -76,7 +76,7 @@ def square_only(h, w, k):  # uses the height for both axes
     (off_by_one, "must sum to"),
     (square_only, "position"),
     (lambda h, w, k: "counts", "tensor or array"),
-    (lambda h, w, k: db.coverage_counts(h, w, k), "db.coverage_counts"),
+    (lambda h, w, k: db.coverage_counts(h, w, k), "dropoutbook.coverage_counts"),
     (lambda h, w, k: dropblock.coverage_counts(h, w, k), "forbids"),
     (lambda h, w, k: torch.full((h, w), float("nan")), "NaN"),
 ])
@@ -202,7 +202,7 @@ def fixed_map(p_, height, width, block):  # the 14 x 14, b = 7 map of the chapte
     (lambda p_, h, w, k: p_ * 20, "not a probability"),
     (lambda p_, h, w, k: "0.1", "should be a number"),
     (lambda p_, h, w, k: float("nan"), "NaN"),
-    (lambda p_, h, w, k: db.seed_rate(p_, h, w, k), "db.seed_rate"),
+    (lambda p_, h, w, k: db.seed_rate(p_, h, w, k), "dropoutbook.seed_rate"),
     (lambda p_, h, w, k: dropblock.seed_rate(p_, h, w, k), "forbids"),
 ])
 def test_seed_rate_wrong_answers(answer, hint):

@@ -125,7 +125,7 @@ def same_draw_every_call(x, p, training=True):
     (hard_coded_rate, "not the p it receives"),
     (same_draw_every_call, "two calls dropped exactly the same samples"),
     (lambda x, p, training=True: db.drop_path(x, p, training=training), "forbids"),
-    (lambda x, p, training=True: stochastic_depth.drop_path(x, p, training=training), "db.drop_path"),
+    (lambda x, p, training=True: stochastic_depth.drop_path(x, p, training=training), "dropoutbook.drop_path"),
 ])
 def test_drop_path_typical_mistakes(fn, hint):
     assert_fails(check_drop_path, fn, hint)
@@ -209,7 +209,7 @@ def with_(**changes):
     (with_(variance="2.1"), "variance should be a number"),
     (with_(variance=float("nan")), "NaN"),
     (lambda: {"expected_depth": 8.75}, "'variance', 'skipped_fraction'"),
-    (lambda: [8.75, 2.12, 0.27], "a dict with the keys 'expected_depth', 'variance', 'skipped_fraction'"),
+    (lambda: [8.75, 2.12, 0.27], "a dict with the keys ['expected_depth', 'variance', 'skipped_fraction']"),
 ])
 def test_depth_typical_mistakes(fn, hint):
     assert_fails(check_depth_prediction, fn, hint)

@@ -141,8 +141,8 @@ def by_expectations():  # E[S] and E[S^2] by derivations.expectation, any symbol
     (lambda: {"mean": sp.Integer(1), "variance": p / (1 - p) * squares}, "typed"),
     (lambda: {"mean": 1, "variance": sp.Rational(1, 27)}, "typed"),
     (lambda: {"mean": 1.0, "variance": 0.037}, "typed"),
-    (lambda: derived()()["variance"], "a dict with the keys 'mean', 'variance'"),
-    (lambda: {"variance": derived()()["variance"]}, "missing 'mean'"),
+    (lambda: derived()()["variance"], "a dict with the keys ['mean', 'variance']"),
+    (lambda: {"variance": derived()()["variance"]}, "missing ['mean']"),
     (lambda: {"mean": sp.Symbol("q") * a1, "variance": p}, "uses the symbols ['q']"),
     (lambda: {"mean": sp.Eq(p, a1), "variance": p}, "sympy expression"),
 ])
@@ -198,7 +198,7 @@ def with_(**changes):
     (with_(mean="1"), "mean should be a number"),
     (with_(variance=float("nan")), "NaN"),
     (lambda: {"mean": 1.0}, "'variance', 'uniform_variance'"),
-    (lambda: (1.0, 0.038, 0.028), "a dict with the keys 'mean', 'variance', 'uniform_variance'"),
+    (lambda: (1.0, 0.038, 0.028), "a dict with the keys ['mean', 'variance', 'uniform_variance']"),
 ])
 def test_prediction_typical_mistakes(fn, hint):
     assert_fails(check_row_sum_prediction, fn, hint)

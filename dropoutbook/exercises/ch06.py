@@ -11,7 +11,6 @@ import copy
 import functools
 import math
 
-import numpy as np
 import sympy as sp
 import torch
 from torch import nn
@@ -22,54 +21,12 @@ from .. import derivations
 from .._validation import check_probability
 from ..batchnorm import measure_variance_shift, recalibrate_batchnorm
 from ._core import CheckFailed, _patched, _recorded_calls, _student_symbols, call_student, passed
+from .ch01 import _drawn_rates, _real_number
 
 __all__ = [
     "check_train_variance", "check_scale_error", "check_recalibration", "check_dropout_placement",
     "recalibration_exercise_model", "SCALE_ERROR_POINTS",
 ]
-
-
-def _real_number(value, what: str) -> float:
-    """``value`` as a float: any real number (Python, NumPy, sympy, a one-element tensor or array).
-
-    A string, a bool, several numbers, NaN and infinity fail with a message that says which.
-    (Shared by the checkers of chapters 6-10.)
-    """
-    if isinstance(value, (torch.Tensor, np.ndarray)):
-        if value.size == 1 if isinstance(value, np.ndarray) else value.numel() == 1:
-            value = value.item()
-        else:
-            raise CheckFailed(f"{what} should be one number, got an array of shape {tuple(value.shape)}")
-    if isinstance(value, (str, bytes)):
-        raise CheckFailed(f"{what} should be a number, got the text {value!r}: return the number itself")
-    if isinstance(value, (bool, np.bool_)) or value is None:
-        raise CheckFailed(f"{what} should be a number, got {value!r}")
-    if isinstance(value, complex) or isinstance(value, np.complexfloating):
-        raise CheckFailed(f"{what} should be a real number, got the complex number {value}")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise CheckFailed(f"{what} should be a number, got {type(value).__name__}") from None
-    if math.isnan(number):
-        raise CheckFailed(f"{what} is NaN (not a number): look for 0/0, a square root or a log of a negative "
-                          "number, or an undefined variable")
-    if math.isinf(number):
-        raise CheckFailed(f"{what} is infinite: look for a division by zero or an overflow")
-    return number
-
-
-def _draws(seed: int, n: int, low: float, high: float, *, avoid=(0.5,), digits: int = 2,
-           margin: float = 0.02) -> list[float]:
-    """``n`` values in [low, high], rounded, at least ``margin`` from each other and from those in
-    ``avoid``: the parameter values a checker tries on every call (the same ones each time: its
-    own seeded generator). (Shared by the checkers of chapters 6-10.)"""
-    g = torch.Generator().manual_seed(seed)
-    out: list[float] = []
-    while len(out) < n:
-        value = round(low + (high - low) * torch.rand((), generator=g, dtype=torch.float64).item(), digits)
-        if all(abs(value - a) > margin for a in (*avoid, *out)):
-            out.append(value)
-    return out
 
 
 @contextlib.contextmanager
@@ -164,13 +121,13 @@ def check_scale_error(fn) -> None:
 
     :math:`k = \sqrt{\operatorname{Var}_\text{train}/\operatorname{Var}_\text{test}}`, so that the
     test-time normalized output has standard deviation :math:`1/k`. The answer is evaluated at
-    :data:`SCALE_ERROR_POINTS` and at four settings drawn by the checker's own seeded generator;
+    :data:`~dropoutbook.exercises.ch06.SCALE_ERROR_POINTS` and at four settings drawn by the checker's own seeded generator;
     any real number type is accepted. Wrong answers recognized: the variance ratio :math:`k^2`,
     the output scale :math:`1/k`, :math:`\sqrt{1/q}` (mean ignored), and the keep probability
     used as ``p``.
     """
     what = "your scale_error"
-    mus, s2s, ps = (_draws(60 + i, 4, lo, hi) for i, (lo, hi) in enumerate([(-2.0, 2.0), (0.2, 3.0), (0.05, 0.8)]))
+    mus, s2s, ps = (_drawn_rates([r] * 4, seed=60 + i) for i, r in enumerate([(-2.0, 2.0), (0.2, 3.0), (0.05, 0.8)]))
     points = [*SCALE_ERROR_POINTS, *zip(mus, s2s, ps)]
     derived = _derived()
     k_exact = sp.lambdify((derived.mean, derived.sigma2, derivations.keep_rate), derived.scale_error)
@@ -366,20 +323,24 @@ def _argument(args, kwargs, index: int, name: str, default):
     return args[index] if len(args) > index else kwargs.get(name, default)
 
 
+#: The functional dropouts whose calls the placement check records, with the default of ``training``.
+_DROPOUTS = {"dropout": True, "dropout1d": True, "dropout2d": True, "alpha_dropout": False}
+
+
 def _forward_events(model: nn.Module, x: torch.Tensor) -> tuple[list, object]:
     """Run ``model(x)`` in training mode and record, in order, every call of ``F.batch_norm``,
-    ``F.layer_norm``, ``F.dropout`` and ``F.linear`` (so modules and functional calls alike count),
-    each with the name of the innermost module that made it."""
+    ``F.layer_norm``, the functional dropouts and ``F.linear`` (so modules and functional calls
+    alike count), each with the name of the innermost module that made it."""
     events: list = []
     stack: list[str] = []
-    originals = {name: getattr(F, name) for name in ("batch_norm", "layer_norm", "dropout", "linear")}
+    originals = {name: getattr(F, name) for name in ("batch_norm", "layer_norm", "linear", *_DROPOUTS)}
 
     def recorder(kind):
         def record(*args, **kwargs):
             where = stack[-1] if stack else ""
-            if kind == "dropout":
+            if kind in _DROPOUTS:
                 events.append(("dropout", where, float(_argument(args, kwargs, 1, "p", 0.5)),
-                               bool(_argument(args, kwargs, 2, "training", True))))
+                               bool(_argument(args, kwargs, 2, "training", _DROPOUTS[kind]))))
             else:
                 events.append((kind, where, None, None))
             return originals[kind](*args, **kwargs)
@@ -423,7 +384,7 @@ def check_dropout_placement(fn, *, p: float = 0.3) -> None:
     """
     p = check_probability(p, "p", allow_zero=False, allow_one=False)
     what = "your build function"
-    rates = [p, *_draws(64, 2, 0.1, 0.6, avoid=(0.5, p))]
+    rates = [p, *_drawn_rates([(0.1, 0.25), (0.35, 0.48)], seed=64)]  # never the default 0.3
     counts = {_check_placement(fn, rate, what) for rate in rates}
     passed(f"{'/'.join(map(str, sorted(counts)))} dropout layer(s) of rate p, all after the last BatchNorm layer "
            f"(p = {', '.join(f'{r:g}' for r in rates)})")

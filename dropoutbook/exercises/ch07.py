@@ -7,7 +7,6 @@ otherwise raises :class:`~dropoutbook.exercises.CheckFailed` naming the mistake 
 
 from __future__ import annotations
 
-import contextlib
 import math
 import types
 
@@ -22,7 +21,8 @@ from .._validation import check_probability
 from ..dropblock import (_check_block_size, _check_size, block_drop_fraction, coverage_counts, paper_seed_rate,
                          seed_rate)
 from ._core import CheckFailed, _check_numbers, _forbidden, _patched, _recorded_calls, _student_symbols, call_student, passed
-from .ch06 import _real_number, _typed_message
+from .ch01 import _library_forbidden, _number_dict, _real_number
+from .ch06 import _typed_message
 
 __all__ = ["check_coverage_counts", "check_seed_rate", "check_padded_seed_rate", "check_position_rates",
            "POSITION_RATES_EXERCISE"]
@@ -40,14 +40,6 @@ def _drawn_maps(seed: int, n: int) -> list[tuple[int, int, int]]:
         b = 2 * int(torch.randint(0, (min(height, width) + 1) // 2, (), generator=g)) + 1
         out.append((height, width, b))
     return out
-
-
-@contextlib.contextmanager
-def _forbidding(name: str, hint: str):
-    """While the block runs, ``db.<name>`` and ``dropoutbook.dropblock.<name>`` fail the check."""
-    stand_in = _forbidden(f"db.{name}", hint)
-    with _patched(dropoutbook, name, stand_in), _patched(dropblock, name, stand_in):
-        yield
 
 
 def _as_counts(out, height: int, width: int, what: str) -> np.ndarray:
@@ -78,13 +70,14 @@ def check_coverage_counts(fn) -> None:
     :math:`c(i, j)` is the number of seed positions (positions where a whole block fits) whose
     block covers :math:`(i, j)`; it is compared with :func:`~dropoutbook.coverage_counts` on
     five maps and four drawn by the checker's own seeded generator. The statement forbids calling
-    :func:`~dropoutbook.coverage_counts`: a call fails the check. Recognized mistakes: :math:`b^2` everywhere (border ignored), seeds allowed
+    :func:`~dropoutbook.coverage_counts`: a call of it (or of another function of the library's
+    DropBlock module) fails the check. Recognized mistakes: :math:`b^2` everywhere (border ignored), seeds allowed
     anywhere in the map, counts of the wrong total.
     """
     what = "your coverage counts"
     for height, width, b in [*_COUNT_CASES, *_drawn_maps(70, 4)]:
         truth = coverage_counts(height, width, b).numpy().astype(np.float64)
-        with _forbidding("coverage_counts", "count the block positions yourself (a loop is fine)"):
+        with _library_forbidden(dropblock, "count the block positions yourself (a loop is fine)"):
             out = call_student(fn, height, width, b, what=what)
         arr = _as_counts(out, height, width, what)
         if not np.isfinite(arr).all():
@@ -124,7 +117,8 @@ def check_seed_rate(fn) -> None:
     drawn = [(round(0.03 + 0.4 * torch.rand((), generator=g, dtype=torch.float64).item(), 3), *m)
              for m in _drawn_maps(72, 3)]
     for p, height, width, b in [*_RATE_CASES, *drawn]:
-        with _forbidding("seed_rate", "find γ yourself by bisection on D(γ) = p"):
+        stand_in = _forbidden("dropoutbook.seed_rate", "find γ yourself by bisection on D(γ) = p")
+        with _patched(dropoutbook, "seed_rate", stand_in), _patched(dropblock, "seed_rate", stand_in):
             gamma = call_student(fn, p, height, width, b, what=what)
         gamma = _real_number(gamma, f"{what} for p = {p} on a {height} x {width} map")
         if not 0.0 <= gamma <= 1.0:
@@ -194,22 +188,6 @@ def check_padded_seed_rate(fn) -> None:
 POSITION_RATES_EXERCISE = types.MappingProxyType(dict(height=14, width=14, block_size=7, gamma=0.01))
 
 
-def _dict_answer(answer, keys, what: str, read=_real_number, values: str = "") -> dict:
-    """The student's dict of answers, each value passed through ``read(value, key)`` (by default read
-    as a real number); the message names the keys to return when some are missing or extra.
-    (Shared by the checkers of chapters 7-9.)"""
-    listed = ", ".join(repr(k) for k in keys)
-    if not isinstance(answer, dict):
-        raise CheckFailed(f"{what} should be a dict with the keys {listed}{values}, got {type(answer).__name__}")
-    missing = [k for k in keys if k not in answer]
-    extra = [k for k in answer if k not in keys]
-    if missing or extra:
-        parts = ([f"missing {', '.join(repr(k) for k in missing)}"] if missing else []) + \
-                ([f"unexpected {', '.join(repr(k) for k in extra)}"] if extra else [])
-        raise CheckFailed(f"{what} should be a dict with exactly the keys {listed} ({'; '.join(parts)})")
-    return {k: read(answer[k], k) for k in keys}
-
-
 def check_position_rates(fn, *, height: int = 14, width: int = 14, block_size: int = 7,
                          gamma: float = 0.01) -> None:
     r"""Check ``fn()``, the predicted drop probabilities of the corner ``(0, 0)`` and the centre
@@ -226,7 +204,7 @@ def check_position_rates(fn, *, height: int = 14, width: int = 14, block_size: i
     gamma = check_probability(gamma, "gamma")
     what = "your prediction"
     keys = ("corner", "centre")
-    answer = _dict_answer(call_student(fn, what=what), keys, what)
+    answer = _number_dict(call_student(fn, what=what), keys, what)
     counts = coverage_counts(height, width, b)
     centre = (height // 2, width // 2)
     c = {"corner": counts[0, 0].item(), "centre": counts[centre].item()}

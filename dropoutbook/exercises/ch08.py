@@ -13,14 +13,11 @@ import types
 import sympy as sp
 import torch
 
-import dropoutbook
-
 from .. import derivations, stochastic_depth
 from .._validation import check_probability
 from ..stochastic_depth import _check_positive_int
-from ._core import CheckFailed, _check_numbers, _as_output, _forbidden, _patched, _survivor_scale_message, call_student, passed
-from .ch06 import _draws, _real_number
-from .ch07 import _dict_answer
+from ._core import CheckFailed, _check_numbers, _as_output, _survivor_scale_message, call_student, passed
+from .ch01 import _drawn_rates, _library_forbidden, _number_dict, _real_number
 
 __all__ = [
     "check_drop_path", "check_survival_schedule", "check_depth_prediction", "check_block_test_time",
@@ -55,12 +52,11 @@ def check_drop_path(fn, *, p: float = 0.3) -> None:
     p = check_probability(p, "p", allow_zero=False, allow_one=False)
     if math.isclose(p, 0.5):
         raise ValueError(f"p must not be 0.5 (where 1/p = 1/(1-p) and p = 1 - p hide mistakes), got {p}")
-    rates = _draws(80, 3, 0.1, 0.42, avoid=(0.5, 0.3, p), margin=0.05)
+    rates = _drawn_rates([(0.1, 0.24), (0.36, 0.45), (0.12, 0.24)], seed=80)  # never the default 0.3
     rates.insert(2, p)
     with torch.random.fork_rng(devices=[]):  # reproducible messages; the caller's RNG state is restored
         torch.manual_seed(8)
-        stand_in = _forbidden("db.drop_path", "draw one Bernoulli per sample yourself")
-        with _patched(dropoutbook, "drop_path", stand_in), _patched(stochastic_depth, "drop_path", stand_in):
+        with _library_forbidden(stochastic_depth, "draw one Bernoulli per sample yourself"):
             shares = [_check_drop_path(fn, shape, rate) for shape, rate in zip(_DROP_PATH_SHAPES, rates)]
     passed(f"{shares[2]:.1%} of samples dropped whole (p = {p}), kept ones times 1/(1-p); "
            f"also right for {len(shares) - 1} other shapes and rates")
@@ -173,7 +169,7 @@ def check_survival_schedule(fn) -> None:
     what = "your schedule"
     schedule = derivations.linear_survival_schedule()
     l_s, L_s, p_s = derivations.block_index, derivations.n_blocks, derivations.survival_last
-    drawn = list(zip((5, 13, 9), _draws(81, 3, 0.1, 0.9, avoid=(0.5, 0.8, 0.2, 0.3))))
+    drawn = list(zip((5, 13, 9), _drawn_rates([(0.05, 0.15), (0.55, 0.75), (0.85, 0.95)], seed=81)))
     for L, p_L in [(10, 0.8), (4, 0.5), (7, 0.2), (1, 0.3), *drawn]:
         got = _as_probabilities(call_student(fn, L, p_L, what=what), L, what)
         truth = [float(schedule.subs({l_s: l, L_s: L, p_s: sp.nsimplify(p_L)})) for l in range(1, L + 1)]
@@ -232,7 +228,7 @@ def check_depth_prediction(fn, *, L: int = 12, p_L: float = 0.5) -> None:
     p_L = check_probability(p_L, "p_L")
     what = "your prediction"
     keys = ("expected_depth", "variance", "skipped_fraction")
-    answer = _dict_answer(call_student(fn, what=what), keys, what)
+    answer = _number_dict(call_student(fn, what=what), keys, what)
     truth = _depth_truth(L, p_L)
     survival = [1 - (l / L) * (1 - p_L) for l in range(1, L + 1)]
     mean_s = sum(survival) / L
@@ -278,7 +274,8 @@ def check_block_test_time(fn, *, survival: float = 0.6) -> None:
     survival = check_probability(survival, "survival", allow_zero=False, allow_one=False)
     if math.isclose(survival, 0.5):
         raise ValueError(f"survival must not be 0.5 (where survival = 1 - survival hides mistakes), got {survival}")
-    cases = [(survival, (2, 3)), *zip(_draws(84, 2, 0.15, 0.9, avoid=(0.5, survival), margin=0.08), ((4,), (2, 3, 5)))]
+    drawn = [s for s in _drawn_rates([(0.15, 0.4), (0.7, 0.9), (0.2, 0.4)], seed=84) if abs(s - survival) > 0.08][:2]
+    cases = [(survival, (2, 3)), *zip(drawn, ((4,), (2, 3, 5)))]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(9)
         summaries = [_check_block_test_time(fn, s, shape) for s, shape in cases]

@@ -15,15 +15,13 @@ import math
 import sympy as sp
 import torch
 
-import dropoutbook
-
 from .. import derivations, variational
 from .._validation import check_probability
 from ..montecarlo import estimate_mean, estimate_variance, z_score
 from ..variational import SPARSE_VD_K, neg_kl_approx
-from ._core import CheckFailed, _forbidden, _patched, _same_function, _student_symbols, call_student, passed
-from .ch06 import _derivation_calls, _draws, _typed_message
-from .ch07 import _dict_answer
+from ._core import CheckFailed, _patched, _same_function, _student_symbols, call_student, passed
+from .ch01 import _answer_dict, _drawn_rates, _library_forbidden
+from .ch06 import _derivation_calls, _typed_message
 
 __all__ = [
     "check_gaussian_dropout", "check_gaussian_alpha", "check_local_reparameterization",
@@ -70,11 +68,10 @@ def check_gaussian_dropout(fn, *, p: float = 0.3) -> None:
     p = check_probability(p, "p", allow_zero=False, allow_one=False)
     if math.isclose(p, 0.5):
         raise ValueError(f"p must not be 0.5 (where alpha = p/(1-p) = (1-p)/p), got {p}")
-    rates = [*_draws(100, 2, 0.1, 0.45, avoid=(0.5, 0.3, p), margin=0.05), p]
-    stand_in = _forbidden("db.gaussian_dropout", "multiply x by 1 + sqrt(alpha)·eps yourself")
+    rates = [*_drawn_rates([(0.1, 0.22), (0.36, 0.45)], seed=100), p]  # never the default 0.3
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(10)
-        with _patched(dropoutbook, "gaussian_dropout", stand_in), _patched(variational, "gaussian_dropout", stand_in):
+        with _library_forbidden(variational, "multiply x by 1 + sqrt(alpha)·eps yourself"):
             summaries = [_check_gaussian_dropout(fn, rate, shape) for rate, shape in zip(rates, _GAUSSIAN_SHAPES)]
     passed(summaries[-1])
 
@@ -184,7 +181,7 @@ def check_gaussian_alpha(fn) -> None:
     what = "your derivation"
     with _derivation_calls() as calls:
         answer = call_student(fn, what=what)
-    answer = _dict_answer(answer, ("mean", "alpha"), what, read=lambda v, k: v, values=" (two sympy expressions)")
+    answer = _answer_dict(answer, ("mean", "alpha"), what)
     p, h = derivations.drop_rate, derivations.activation
     mean = _student_symbols(answer["mean"], {"p": p, "h": h}, f"the mean of {what}")
     expr = _student_symbols(answer["alpha"], {"p": p}, f"the alpha of {what}")
