@@ -220,6 +220,21 @@ def make_wrong(*, train_mode=False, reset=True, momentum=None, restore="each", b
     return recalibrate
 
 
+def first_layer_only(model, batches):  # recalibrates model[1] and forgets the layer behind dropout
+    modes = {m_: m_.training for m_ in model.modules()}
+    bn, momentum = model[1], model[1].momentum
+    model.eval()
+    bn.reset_running_stats()
+    bn.momentum = None
+    bn.train()
+    with torch.no_grad():
+        for x in batches:
+            model(x)
+    bn.momentum = momentum
+    for m_, mode in modes.items():
+        m_.training = mode
+
+
 def with_grad_step(model, batches):
     reference_recalibration(model, batches)
     with torch.no_grad():
@@ -237,6 +252,7 @@ def with_grad_step(model, batches):
     (make_wrong(bn_train=False), "update them only in training mode"),
     (make_wrong(bn_train=False, reset=False), "did not change"),
     (with_grad_step, "parameters changed"),
+    (first_layer_only, "put every BatchNorm layer"),
 ])
 def test_recalibration_wrong_answers(answer, hint):
     assert_fails(check_recalibration, answer, hint)

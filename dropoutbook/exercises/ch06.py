@@ -290,8 +290,9 @@ def _check_recalibration(fn, what: str) -> str:
         if _recalibrated(net, reference):
             continue
         if _close(net, original):
-            raise CheckFailed("the running statistics did not change: BatchNorm layers update them only in "
-                              "training mode, so put the BatchNorm layers (and only them) in train mode")
+            raise CheckFailed("the running statistics did not change (the layer behind dropout, '5', still has its "
+                              "shifted ones): BatchNorm layers update them only in training mode, so put every "
+                              "BatchNorm layer (and only them) in train mode for the pass")
         if all(torch.equal(v, torch.ones_like(v)) and torch.equal(m, torch.zeros_like(m)) for m, v in _stats(net)):
             raise CheckFailed("the running statistics were reset but not estimated again (mean 0, variance 1): "
                               "BatchNorm layers update them only in training mode, so put the BatchNorm layers "
