@@ -246,6 +246,75 @@ def test_check_inverted_dropout_rejects_typical_mistakes(fn, hints):
     assert_fails(check_inverted_dropout, fn, *hints)
 
 
+# wrong answers whose masks have the right marginals but reuse their draws, or that cut the gradient
+
+
+def same_mask_for_two_halves(x, p, training=True):  # the second half of the batch repeats the first
+    if not training:
+        return x.clone()
+    half = torch.rand((x.shape[0] // 2,) + x.shape[1:], dtype=x.dtype) >= p
+    mask = torch.cat([half, half]) if x.shape[0] % 2 == 0 else torch.rand_like(x) >= p
+    return x * mask / (1 - p)
+
+
+def interleaved_mask(x, p, training=True):  # each draw used for two neighbouring elements
+    if not training:
+        return x.clone()
+    mask = (torch.rand(x.numel() // 2, dtype=x.dtype) >= p).repeat_interleave(2)
+    return x * mask.reshape(x.shape) / (1 - p)
+
+
+def antithetic_mask(x, p, training=True):  # u for one half, 1 - u for the other: right marginals, dependent
+    if not training:
+        return x.clone()
+    u = torch.rand(x.numel() // 2, dtype=x.dtype)
+    return x * (torch.cat([u, 1 - u]) >= p).reshape(x.shape) / (1 - p)
+
+
+def without_gradient(x, p, training=True):
+    if not training:
+        return x.clone()
+    with torch.no_grad():
+        return x * (torch.rand_like(x) >= p) / (1 - p)
+
+
+def through_numpy(x, p, training=True):
+    if not training:
+        return x.clone()
+    a = x.detach().numpy()
+    return torch.from_numpy(a * (np.random.default_rng().random(a.shape) >= p) / (1 - p)).to(x.dtype)
+
+
+def mask_depends_on_x(x, p, training=True):  # the right values, but the mask is built from x with a gradient
+    if not training:
+        return x.clone()
+    keep = (torch.rand_like(x) >= p).to(x.dtype)
+    return x * keep / (1 - p) + (x - x.detach()) * keep
+
+
+@pytest.mark.parametrize(("fn", "hints"), [
+    (same_mask_for_two_halves, ["not independent", "the same mask for two halves"]),
+    (interleaved_mask, ["not independent", "1 apart", "interleaved"]),
+    (antithetic_mask, ["not independent", "u and 1 - u"]),
+    (without_gradient, ["no gradient back to x", "torch.no_grad()"]),
+    (through_numpy, ["no gradient back to x", "NumPy"]),
+    (mask_depends_on_x, ["gradient of your output", "1/(1-p)"]),
+], ids=lambda v: getattr(v, "__name__", "hints"))
+def test_check_inverted_dropout_rejects_dependent_draws_and_a_cut_gradient(fn, hints):
+    assert_fails(check_inverted_dropout, fn, *hints)
+    assert_fails(check_test_time_scaling, fn, *hints)
+
+
+def returns_x_itself_in_eval(x, p, training=True):  # torch's own dropout does this: allowed
+    if not training or p == 0:
+        return x
+    return x.masked_fill(torch.rand_like(x) < p, 0) / (1 - p)
+
+
+def test_check_inverted_dropout_accepts_x_itself_in_eval(capsys):
+    assert_passes(capsys, check_inverted_dropout, returns_x_itself_in_eval)
+
+
 def test_check_inverted_dropout_reports_swapped_probability_with_the_actual_fraction():
     message = assert_fails(check_inverted_dropout, keep_with_p, "with p = ")
     p = float(message.split("with p = ")[1].split(":")[0])

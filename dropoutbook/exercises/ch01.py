@@ -122,6 +122,50 @@ def _shared_dimension_message(kept: torch.Tensor) -> str | None:
             "units are dropped together. Use one draw per element, the shape of x: torch.rand_like(x) >= p")
 
 
+def _dependent_draws_message(kept: torch.Tensor) -> str | None:
+    """Say where the mask ``kept`` reuses its draws (two elements a fixed offset apart agree far more often
+    than independent draws would: the same mask for two halves, a repeated or interleaved mask, ``u`` and
+    ``1 - u``), or None. Each dimension and the flattened tensor are compared with themselves shifted by 1
+    and by half their size; the tolerance is 5 standard errors of the agreement fraction."""
+    flat = kept.reshape(-1)
+    q = flat.double().mean().item()
+    expected = q * q + (1 - q) * (1 - q)
+    views = [(flat, 0, "the flattened tensor")] + [(kept, d, f"dimension {d}") for d in range(kept.ndim)]
+    for tensor, d, where in views:
+        size = tensor.shape[d]
+        for shift in sorted({1, size // 2}):
+            if size < 2 or shift < 1:
+                continue
+            agree = (tensor == tensor.roll(shift, d)).double().mean().item()
+            se = math.sqrt(max(expected * (1 - expected), 1e-12) / tensor.numel())
+            if abs(agree - expected) > _Z * se + 1e-3:
+                return (f"on an input of shape {tuple(kept.shape)} your mask's draws are not independent: elements "
+                        f"{shift} apart along {where} are both kept or both dropped in {agree:.1%} of the places, "
+                        f"where independent draws agree in {expected:.1%}. You reused random numbers (the same mask "
+                        "for two halves, a repeated or interleaved mask, u and 1 - u); draw one fresh number per "
+                        "element: torch.rand_like(x) >= p")
+    return None
+
+
+def _check_gradient(fn, p: float, what: str) -> None:
+    """The training output must pass gradients to ``x``: d out / d x is the mask divided by 1 - p."""
+    x = _test_input((60, 50), torch.float64, seed=11).requires_grad_(True)
+    out = call_student(fn, x, p, training=True, what=f"{what}, on an input that requires gradients,")
+    _as_output(out, x, what)  # the type and shape checks
+    if not out.requires_grad:
+        raise CheckFailed(
+            "your output carries no gradient back to x (torch.no_grad(), .detach(), .data or a detour through "
+            "NumPy cut the graph): dropout is used in training, so backpropagation must reach x through the "
+            "survivors; compute the output from x with torch operations")
+    (grad,) = torch.autograd.grad(out.sum(), x, allow_unused=True)
+    expected = (out.detach() != 0).double() / (1 - p)
+    if grad is None or not torch.allclose(grad, expected, rtol=1e-6, atol=1e-12):
+        raise CheckFailed(
+            f"the gradient of your output with respect to x is not the scaled mask (with p = {p} it should be 0 for "
+            f"a dropped unit and 1/(1-p) = {1 / (1 - p):.4g} for a survivor): the mask must multiply x, and nothing "
+            "else should depend on x")
+
+
 def _kept_scale(out: torch.Tensor, x: torch.Tensor) -> float | str | None:
     """The common factor of the survivors ``out / x``, a message when they differ, None when nothing is kept."""
     kept = out != 0
@@ -158,7 +202,7 @@ def _check_inverted_dropout(fn, what: str) -> str:
                         f"1/(1 - {1 - 1 / scale:.4g})): the drop rate is hard-coded; use the argument p")
             raise CheckFailed(f"with p = {p}: {message}")
         kept = out != 0
-        shared = _shared_dimension_message(kept)
+        shared = _shared_dimension_message(kept) or _dependent_draws_message(kept)
         if shared:
             raise CheckFailed(shared)
         dropped = 1.0 - kept.double().mean().item()
@@ -184,6 +228,7 @@ def _check_inverted_dropout(fn, what: str) -> str:
             again = _dropout_output(fn, x, p, True, what) != 0
             if torch.equal(again, kept):
                 raise CheckFailed("two calls dropped exactly the same units: draw a new random mask on every call")
+    _check_gradient(fn, rates[0], what)
     for shape, dtype in _CASES[:2]:
         x = _test_input(shape, dtype, seed=7)
         p = rates[0]
