@@ -14,6 +14,7 @@ import torch
 import dropoutbook as db
 from dropoutbook.exercises import (
     SHRINKAGE_EXERCISE,
+    CheckFailed,
     check_derived_penalty,
     check_dropout_penalty,
     check_dropout_ridge,
@@ -449,4 +450,93 @@ def logistic_with_the_library(w, X, p):
 ], ids=["prob", "linear", "mean", "twice", "p/2", "swapped", "averaged-curvature", "hard-coded-p", "in-place",
         "library", "other"])
 def test_check_logistic_penalty_rejects_typical_mistakes(fn, hints):
+    assert_fails(check_logistic_penalty, fn, *hints)
+
+
+# --------------------------------------------------------------------------------------------
+# more typical wrong answers (red team): a constant on one side only, a dtype lost, the order of the features
+
+
+def penalty_scaled_twice(w, X, p):
+    return p / (2 * X.shape[0] * (1 - p) ** 2) * ((X * w) ** 2).sum()
+
+
+def test_check_dropout_penalty_names_one_factor_too_many():
+    assert_fails(check_dropout_penalty, penalty_scaled_twice, "one factor 1/(1-p) too many")
+
+
+def derived_plain_without_half(mask):
+    plain = (y - w1 * x1 - w2 * x2) ** 2
+    return sp.simplify(db.derivations.expectation(dropped_loss(), {m1: mask, m2: mask}) - plain)
+
+
+def derived_dropped_without_half(mask):
+    return sp.simplify(db.derivations.expectation(2 * dropped_loss(), {m1: mask, m2: mask}) - PLAIN)
+
+
+@pytest.mark.parametrize("fn, hints", [
+    (derived_plain_without_half, ["plain loss you subtract lacks the ½"]),
+    (derived_dropped_without_half, ["L_drop lacks the ½"]),
+])
+def test_check_derived_penalty_names_a_constant_on_one_side_only(fn, hints):
+    message = assert_fails(check_derived_penalty, fn, *hints)
+    assert "E[x~] = x, so all terms in y cancel" not in message
+
+
+def ridge_loss_mean_on_one_side(X, y, p):
+    gram = X.T @ X
+    return torch.linalg.solve(gram / X.shape[0] + p / (1 - p) * torch.diag(torch.diagonal(gram)), X.T @ y / X.shape[0])
+
+
+def ridge_penalty_over_n(X, y, p):
+    gram = X.T @ X
+    return torch.linalg.solve(gram + p / (X.shape[0] * (1 - p)) * torch.diag(torch.diagonal(gram)), X.T @ y)
+
+
+def ridge_half_penalty(X, y, p):
+    gram = X.T @ X
+    return torch.linalg.solve(gram + p / (2 * (1 - p)) * torch.diag(torch.diagonal(gram)), X.T @ y)
+
+
+def ridge_in_float32(X, y, p):
+    gram = (X.T @ X).float()
+    return torch.linalg.solve(gram + p / (1 - p) * torch.diag(torch.diagonal(gram)), (X.T @ y).float())
+
+
+@pytest.mark.parametrize("fn, hints", [
+    (ridge_loss_mean_on_one_side, ["1/n of the loss is on one side only"]),
+    (ridge_penalty_over_n, ["divided by n once too often"]),
+    (ridge_half_penalty, ["half the penalty"]),
+    (ridge_in_float32, ["dtype torch.float32", "dtype of X"]),
+])
+def test_check_dropout_ridge_names_more_mistakes(fn, hints):
+    assert_fails(check_dropout_ridge, fn, *hints)
+
+
+def test_check_shrinkage_names_features_in_the_wrong_order():
+    # with the book's numbers the reversed factors equal the fraction removed: the message says both
+    assert_fails(check_shrinkage_prediction, lambda: _with(weight_decay=(100 / 110, 1 / 11)),
+                 "fraction removed", "reverse order")
+    # with other numbers only the order is wrong
+    truth = (1 / 4, 4 / 7)  # s = (1, 4), lambda = 3
+    with pytest.raises(CheckFailed, match="wrong order"):
+        check_shrinkage_prediction(lambda: {"dropout": (0.8, 0.8), "weight_decay": truth[::-1]},
+                                   sum_of_squares=(1.0, 4.0), weight_decay=3.0)
+
+
+def logistic_whole_prediction_squared(w, X, p):
+    prob = torch.sigmoid(X @ w)
+    return p / (2 * (1 - p)) * (prob * (1 - prob) * (X @ w) ** 2).sum()
+
+
+def logistic_scaled_twice(w, X, p):
+    prob = torch.sigmoid(X @ w)
+    return p / (2 * (1 - p) ** 2) * (prob * (1 - prob) * (X**2 @ w**2)).sum()
+
+
+@pytest.mark.parametrize("fn, hints", [
+    (logistic_whole_prediction_squared, ["squared the whole linear predictor"]),
+    (logistic_scaled_twice, ["one factor 1/(1-p) too many"]),
+])
+def test_check_logistic_penalty_names_more_mistakes(fn, hints):
     assert_fails(check_logistic_penalty, fn, *hints)

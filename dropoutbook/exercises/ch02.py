@@ -105,6 +105,7 @@ def check_dropout_penalty(fn) -> None:
                                    "so the variance factor is p/(1-p), not p"),
             (p * (1 - p) / (2 * n) * sum_sq, "p(1-p) is the variance factor of standard dropout (no scaling); "
                                              "inverted dropout's is p/(1-p)"),
+            (truth / (1 - p), "one factor 1/(1-p) too many: Var[m/(1-p)] = p(1-p)/(1-p)² = p/(1-p)"),
             (p / (2 * n * (1 - p)) * ((X @ w) ** 2).sum().item(),
              "you squared the whole prediction (Σ_j w_j x_ij)²; the masks are independent, so the variances "
              "of the terms add: Σ_j w_j² x_ij²"),
@@ -181,9 +182,14 @@ def check_derived_penalty(fn) -> None:
             m1, m2 = sp.symbols("m1 m2")
             standard = sp.Rational(1, 2) * (y - w1 * m1 * x1 - w2 * m2 * x2) ** 2
             dists = {m1: derivations.Bernoulli(1 - p), m2: derivations.Bernoulli(1 - p)}
+            plain = ref.plain_loss
             mistakes = [
                 (ref.expected_loss, "that is the whole expected loss E[L_drop]; the penalty is E[L_drop] minus the "
                                     "plain loss L"),
+                (ref.expected_loss - 2 * plain, "the plain loss you subtract lacks the ½: L = ½ (y - w1 x1 - w2 x2)², "
+                                                "with the same constant as L_drop, so that the terms in y cancel"),
+                (2 * ref.expected_loss - plain, "L_drop lacks the ½: L_drop = ½ (y - w1 x~1 - w2 x~2)², with the same "
+                                                "constant as the plain loss, so that the terms in y cancel"),
                 (derivations.expectation(standard, dists) - ref.plain_loss,
                  "the inputs are not scaled by 1/(1-p): without it E[x~] = (1-p)x, and the penalty picks up terms in "
                  "y. Use x~_j = m_j x_j / (1 - p)"),
@@ -263,6 +269,15 @@ def check_dropout_ridge(fn) -> None:
              "that is weight decay with one λ = n p/(1-p); dropout's λ_j = p/(1-p) Σ_i x_ij² differs per feature"),
             (torch.linalg.solve(gram + p * diag, rhs),
              "the penalty factor is p/(1-p), not p"),
+            (torch.linalg.solve(gram + n * p / (1 - p) * diag, rhs),
+             "the 1/n of the loss is on one side only: the gradient of 1/(2n) Σ (y - wᵀx)² is 1/n (XᵀX w - Xᵀy), and "
+             "the penalty's is p/(n(1-p)) diag(XᵀX) w, so the n cancels: (XᵀX + p/(1-p) diag(XᵀX)) w = Xᵀy"),
+            (torch.linalg.solve(gram + p / (n * (1 - p)) * diag, rhs),
+             "the penalty is divided by n once too often: the gradient of 1/(2n) Σ (y - wᵀx)² is 1/n (XᵀX w - Xᵀy) "
+             "and the penalty's is p/(n(1-p)) diag(XᵀX) w; multiply both by n"),
+            (torch.linalg.solve(gram + p / (2 * (1 - p)) * diag, rhs),
+             "half the penalty: the gradient of the penalty p/(2n(1-p)) Σ_j w_j² s_j is p/(n(1-p)) s_j w_j (the ½ "
+             "goes with the square)"),
             (torch.linalg.solve(gram + (1 - p) / p * diag, rhs),
              "drop and keep are swapped: the factor is p/(1-p)"),
             (torch.linalg.solve(gram / (1 - p), rhs),
@@ -292,6 +307,9 @@ def _student_weights(fn, X, y, p, what: str) -> torch.Tensor:
     if out.shape != (d,):
         raise CheckFailed(f"{what} should return one weight per feature, a tensor of shape ({d},) for X of shape "
                           f"({n}, {d}); got shape {tuple(out.shape)}")
+    if out.dtype != X.dtype:
+        raise CheckFailed(f"{what} returns dtype {out.dtype} for X of dtype {X.dtype}: compute in the dtype of X "
+                          "(a conversion to float32 loses the digits the check compares)")
     return out.detach().to(torch.float64)
 
 
@@ -340,7 +358,11 @@ def check_shrinkage_prediction(fn, *, p=0.2, sum_of_squares=(1.0, 100.0), weight
             (truth["weight_decay"], "those are weight decay's factors; dropout's do not depend on the scale"),
         ],
         "weight_decay": [
-            (tuple(lam / (s + lam) for s in sums), "that is the fraction removed, λ/(s+λ); the factor kept is s/(s+λ)"),
+            (tuple(lam / (s + lam) for s in sums), "that is the fraction removed, λ/(s+λ); the factor kept is s/(s+λ)"
+             + (" (with these numbers it is also the right factors in reverse order: feature 1 comes first)"
+                if all(_close(lam / (s + lam), t) for s, t in zip(sums, reversed(truth["weight_decay"]))) else "")),
+            (tuple(reversed(truth["weight_decay"])), "the right factors in the wrong order: the first entry is feature "
+                                                      "1's, s_1/(s_1+λ)"),
             ((1 / (1 + lam),) * 2, "weight decay's factor s_j/(s_j+λ) depends on each feature's Σ x²"),
             (truth["dropout"], "those are dropout's factors; weight decay's are s_j/(s_j+λ)"),
         ],
@@ -400,6 +422,10 @@ def check_logistic_penalty(fn) -> None:
             (form(curvature, p / 2), "the factor is p/(2(1-p)), not p/2: Var[z~] = p/(1-p) Σ_j w_j² x_j²"),
             (form(curvature, (1 - p) / (2 * p)), "drop and keep are swapped: the variance factor of inverted dropout "
                                                  "is p/(1-p), with p the drop probability"),
+            (factor * (curvature * (X @ w) ** 2).sum().item(),
+             "you squared the whole linear predictor (wᵀx_i)²; the masks are independent, so Var[z~_i] = "
+             "p/(1-p) Σ_j w_j² x_ij²"),
+            (truth / (1 - p), "one factor 1/(1-p) too many: Var[m/(1-p)] = p(1-p)/(1-p)² = p/(1-p)"),
             (form(curvature.mean().expand(n)),
              "each example has its own π_i(1-π_i); do not average it over examples first"),
         ]
