@@ -380,3 +380,73 @@ def test_checkers_restore_the_global_rng():
     before = torch.get_rng_state()
     check_mc_jensen_gap(mc)
     assert torch.equal(torch.get_rng_state(), before)
+
+
+# --------------------------------------------------------------------------------------------
+# more typical wrong answers (red team)
+
+
+def gap_minus_mean(mask, scale):  # E[z²] − E[z]: the square of the mean forgotten
+    z = m * x / scale
+    mean = derivations.expectation(z, {m: mask})
+    return {"mean": mean, "gap": derivations.expectation(z**2, {m: mask}) - mean}
+
+
+def exact_scaled_outside(f, w, x, p):
+    return enumerate_mean(f, w, x, 1 - p, 1.0) / (1 - p)
+
+
+def exact_sampled_with_a_fixed_seed(f, w, x, p):
+    g = torch.Generator().manual_seed(0)
+    masks = (torch.rand(200_000, len(x), generator=g, dtype=x.dtype) >= p).to(x.dtype)
+    return f(masks @ (w * x) / (1 - p)).mean().item()
+
+
+def mc_with_tanh(f, w, x, p, n, generator):  # right for the checker's tanh units only
+    return mc(torch.tanh, w, x, p, n, generator)
+
+
+def mc_same_masks_twice(f, w, x, p, n, generator):  # n/2 masks, each used twice: right mean, too small stderr
+    masks = (torch.rand(n // 2, len(x), generator=generator, dtype=x.dtype) >= p).to(x.dtype).repeat(2, 1)
+    values = f(masks @ (w * x) / (1 - p))
+    return (values.mean() - f(w @ x)).item(), (values.std() / math.sqrt(n)).item()
+
+
+def mc_stderr_over_n(f, w, x, p, n, generator):
+    gap, se = mc(f, w, x, p, n, generator)
+    return gap, se / math.sqrt(n)
+
+
+def test_quadratic_names_the_mean_subtracted_unsquared():
+    assert_fails(check_quadratic_gap, gap_minus_mean, "you subtracted E[z]")
+
+
+def test_quadratic_compares_values_where_x_and_x_squared_differ():
+    message = assert_fails(check_quadratic_gap, lambda mask, scale: {**ref_quadratic(mask, scale), "gap": sp.Integer(1)},
+                           "x = 1.5")
+    assert "x = 1," not in message
+
+
+@pytest.mark.parametrize("wrong, hints", [
+    (exact_scaled_outside, ["divided f's average by 1 - p"]),
+    (exact_sampled_with_a_fixed_seed, ["close, but not exact", "enumerate all 2^N masks"]),
+])
+def test_exact_names_more_mistakes(wrong, hints):
+    assert_fails(check_exact_ensemble_mean, wrong, *hints)
+
+
+@pytest.mark.parametrize("key, transform, hint", [
+    ("variance", lambda r: r["variance"] / 0.8, "one factor 1/(1-p) too many"),
+    ("delta", lambda r: r["delta"] * 0.16 / 0.25, "variance of standard dropout"),
+])
+def test_delta_names_more_mistakes(key, transform, hint):
+    assert_fails(check_delta_prediction, _changed(**{key: transform(ref_delta())}), hint)
+
+
+@pytest.mark.parametrize("wrong, hints", [
+    (mc_with_tanh, ["applied the function f passed as argument to 0 values", "need not be torch.tanh"]),
+    (mc_same_masks_twice, ["not independent", "samples 40000 apart"]),
+    (mc_stderr_over_n, ["divided by n = 80000 instead of √n"]),
+])
+def test_mc_names_more_mistakes(wrong, hints):
+    assert_fails(check_mc_jensen_gap, wrong, *hints)

@@ -122,15 +122,19 @@ def _shared_dimension_message(kept: torch.Tensor) -> str | None:
             "units are dropped together. Use one draw per element, the shape of x: torch.rand_like(x) >= p")
 
 
-def _dependent_draws_message(kept: torch.Tensor) -> str | None:
-    """Say where the mask ``kept`` reuses its draws (two elements a fixed offset apart agree far more often
-    than independent draws would: the same mask for two halves, a repeated or interleaved mask, ``u`` and
-    ``1 - u``), or None. Each dimension and the flattened tensor are compared with themselves shifted by 1
-    and by half their size; the tolerance is 5 standard errors of the agreement fraction."""
-    flat = kept.reshape(-1)
-    q = flat.double().mean().item()
-    expected = q * q + (1 - q) * (1 - q)
-    views = [(flat, 0, "the flattened tensor")] + [(kept, d, f"dimension {d}") for d in range(kept.ndim)]
+def _reused_draws(values: torch.Tensor):
+    """Where the random ``values`` reuse their draws, as ``(shift, where, agree, expected)``, or None.
+
+    Two entries a fixed offset apart agree far more often than independent draws would when draws are
+    reused (the same mask for two halves, a repeated or interleaved mask, ``u`` and ``1 - u``). Each
+    dimension and the flattened tensor are compared with themselves shifted by 1 and by half their size;
+    independent draws agree with probability Σ_v P(v)² (estimated from the values' frequencies), and the
+    tolerance is 5 standard errors of the agreement fraction. Shared by the checkers of chapters 1 to 5.
+    """
+    flat = values.reshape(-1)
+    _, counts = torch.unique(flat, return_counts=True)
+    expected = ((counts.double() / flat.numel()) ** 2).sum().item()
+    views = [(flat, 0, "the flattened tensor")] + [(values, d, f"dimension {d}") for d in range(values.ndim)]
     for tensor, d, where in views:
         size = tensor.shape[d]
         for shift in sorted({1, size // 2}):
@@ -139,12 +143,21 @@ def _dependent_draws_message(kept: torch.Tensor) -> str | None:
             agree = (tensor == tensor.roll(shift, d)).double().mean().item()
             se = math.sqrt(max(expected * (1 - expected), 1e-12) / tensor.numel())
             if abs(agree - expected) > _Z * se + 1e-3:
-                return (f"on an input of shape {tuple(kept.shape)} your mask's draws are not independent: elements "
-                        f"{shift} apart along {where} are both kept or both dropped in {agree:.1%} of the places, "
-                        f"where independent draws agree in {expected:.1%}. You reused random numbers (the same mask "
-                        "for two halves, a repeated or interleaved mask, u and 1 - u); draw one fresh number per "
-                        "element: torch.rand_like(x) >= p")
+                return shift, where, agree, expected
     return None
+
+
+def _dependent_draws_message(kept: torch.Tensor) -> str | None:
+    """Say where the mask ``kept`` reuses its draws (see :func:`_reused_draws`), or None."""
+    found = _reused_draws(kept)
+    if found is None:
+        return None
+    shift, where, agree, expected = found
+    return (f"on an input of shape {tuple(kept.shape)} your mask's draws are not independent: elements "
+            f"{shift} apart along {where} are both kept or both dropped in {agree:.1%} of the places, "
+            f"where independent draws agree in {expected:.1%}. You reused random numbers (the same mask "
+            "for two halves, a repeated or interleaved mask, u and 1 - u); draw one fresh number per "
+            "element: torch.rand_like(x) >= p")
 
 
 def _check_gradient(fn, p: float, what: str) -> None:

@@ -20,7 +20,7 @@ import torch
 from .. import _validation, derivations, jensen
 from ..jensen import _mask_chunks, jensen_gap
 from ._core import CheckFailed, _check_numbers, call_student, passed
-from .ch01 import _agree, _derived_dict, _drawn_rates, _library_forbidden, _number_dict, _real_number
+from .ch01 import _agree, _derived_dict, _drawn_rates, _library_forbidden, _number_dict, _real_number, _reused_draws
 
 __all__ = [
     "check_quadratic_gap", "check_exact_ensemble_mean", "check_delta_prediction",
@@ -84,6 +84,7 @@ def check_quadratic_gap(fn) -> None:
                 (-truth["gap"], "the sign is reversed: the gap is E[f(z)] − f(E[z]), and for the convex f(z) = z² "
                                 "it is ≥ 0"),
                 ((1 - p) * x**2 / scale**2, "that is E[f(z)] = E[z²] only; subtract f(E[z]) = E[z]²"),
+                ((1 - p) * x**2 / scale**2 - truth["mean"], "you subtracted E[z]; f(E[z]) is the square E[z]²"),
                 (other["gap"], "that is the gap of the other scaling: z = m·x/scale, so divide by scale"),
             ]
             if scaling == "inverted":
@@ -112,12 +113,13 @@ def check_quadratic_gap(fn) -> None:
 
 
 def _raise_mistake(label: str, expr, truth, mistakes, symbols, points):
-    """Name the first mistake ``expr`` equals, or compare its value with the truth at p = 0.25, x = 1."""
+    """Name the first mistake ``expr`` equals, or compare its value with the truth at p = 0.25, x = 3/2
+    (not x = 1, where x and x² agree)."""
     for wrong, message in mistakes:
         if _agree(expr, wrong, symbols, points):
             raise CheckFailed(f"{label} {sp.sstr(expr)} is not right: {message}")
-    at = dict(zip(symbols, (sp.Rational(1, 4), 1)))
-    raise CheckFailed(f"{label} is {complex(expr.subs(at)).real:.4g} at p = 0.25, x = 1, but it should be "
+    at = dict(zip(symbols, (sp.Rational(1, 4), sp.Rational(3, 2))))
+    raise CheckFailed(f"{label} is {complex(expr.subs(at)).real:.4g} at p = 0.25, x = 1.5, but it should be "
                       f"{complex(truth.subs(at)).real:.4g} there")
 
 
@@ -185,6 +187,9 @@ def check_exact_ensemble_mean(fn) -> None:
              "the survivors are divided by p; divide them by the keep probability 1 - p"),
             (f(w_t @ x_t).item(),
              "that is f(E[z]), the deterministic output of the weight-scaled network; average f(z) over the masks instead"),
+            (_enumerated(f, w_t, x_t, q, 1.0) / q,
+             "you divided f's average by 1 - p; the survivors are scaled inside the unit: z = Σ w_i m_i x_i / (1-p), "
+             "then f(z)"),
         ]
         for wrong, message in mistakes:
             if math.isclose(value, wrong, rel_tol=1e-6, abs_tol=1e-9):
@@ -197,8 +202,10 @@ def check_exact_ensemble_mean(fn) -> None:
         if _student_value(fn, f, w_t, x_t, other, what) == value:
             raise CheckFailed(f"your mean does not change with p (the same at p = {p} and p = {other}): the drop "
                               "rate is hard-coded; use the argument p")
+        close = " (close, but not exact: a sample of masks, even with a fixed seed, only approximates the sum; " \
+            "enumerate all 2^N masks)" if abs(value - truth) <= 0.02 * max(1.0, abs(truth)) else ""
         raise CheckFailed(f"for the {name} unit with w = {w}, x = {x}, p = {p} you return {value:.6f}, "
-                          f"but E[f(z)] = {truth:.6f}")
+                          f"but E[f(z)] = {truth:.6f}{close}")
     passed(f"E[f(z)] matches the sum over all masks for tanh, relu and sigmoid units with 3 to 7 inputs "
            f"(p = {', '.join(map(str, rates))})")
 
@@ -248,6 +255,7 @@ def check_delta_prediction(fn, *, w=(0.5, -1.0, 1.5), x=(1.0, 0.4, 0.6), p=0.2) 
             (p / (1 - p) * mu**2, "the masks are independent, so the variances of the terms add: "
                                   "use Σ (w_i x_i)², not (Σ w_i x_i)²"),
             ((1 - p) / p * sum_sq, "that uses p as the keep probability; here p is the drop probability"),
+            (p / (1 - p) ** 2 * sum_sq, "one factor 1/(1-p) too many: Var[m_i/(1-p)] = p(1-p)/(1-p)² = p/(1-p)"),
         ],
         "delta": [
             (second * truth["variance"], "the second-order term is ½ f''(μ) Var[z]: you left out the ½"),
@@ -255,6 +263,8 @@ def check_delta_prediction(fn, *, w=(0.5, -1.0, 1.5), x=(1.0, 0.4, 0.6), p=0.2) 
                                                 "tanh''(μ) = −2 tanh(μ)(1 − tanh²(μ)) < 0"),
             (0.5 * (1 - t**2) * truth["variance"], "you used the first derivative 1 − tanh²(μ); "
                                                    "the delta method needs the second, −2 tanh(μ)(1 − tanh²(μ))"),
+            (0.5 * second * p * (1 - p) * sum_sq, "you used the variance of standard dropout p(1-p) Σ (w_i x_i)²; with "
+                                                  "inverted dropout Var[z] = p/(1-p) Σ (w_i x_i)²"),
         ],
     }
     _check_numbers(answer, truth, keys, mistakes,
@@ -306,7 +316,9 @@ def check_mc_jensen_gap(fn) -> None:
     For two units with drop rates drawn from the checker's seeded generator (one below 0.3, one
     above 0.65), the estimate must lie within 5 standard errors of the exact gap, the standard
     error must be within 30% of the true :math:`\sqrt{\operatorname{Var}[f(z)]/n}`, and the result
-    must be reproducible from the generator and change with its seed. Names the usual mistakes: the
+    must be reproducible from the generator and change with its seed. The ``f`` it passes records its
+    inputs: it must be applied to the n samples of z, and they must be independent (no mask reused).
+    Names the usual mistakes: the
     standard deviation instead of the standard error, averaging :math:`z` before applying :math:`f`,
     no rescaling, a division by p, drop and keep swapped, one keep decision shared by all inputs,
     a rate typed in. Chapter 3 exercises.
@@ -319,13 +331,39 @@ def check_mc_jensen_gap(fn) -> None:
         for case, ((f, w, x), p) in enumerate(zip(_MC_CASES, rates)):
             w_t, x_t = torch.tensor(w, dtype=torch.float64), torch.tensor(x, dtype=torch.float64)
 
-            def run(rate, seed, f=f, w_t=w_t, x_t=x_t):
+            def run(rate, seed, f=f, w_t=w_t, x_t=x_t, activation=None):
                 generator = torch.Generator().manual_seed(seed)
-                return _as_pair(call_student(fn, f, w_t, x_t, rate, _MC_N, generator, what=what), what)
+                return _as_pair(call_student(fn, activation or f, w_t, x_t, rate, _MC_N, generator, what=what), what)
 
-            gap, se = run(p, 11)
+            seen = []
+            gap, se = run(p, 11, activation=_recording(f, seen))
+            _check_samples(seen, what)
             summary.append(_judge_mc(f, w_t, x_t, p, gap, se, run, rates[1 - case], what))
     passed("; ".join(summary))
+
+
+def _recording(f, seen: list):
+    """``f``, recording the values it is applied to (in ``seen``, flattened, in call order)."""
+    def activation(z):
+        seen.append(torch.as_tensor(z).detach().reshape(-1).clone())
+        return f(z)
+    return activation
+
+
+def _check_samples(seen: list, what: str) -> None:
+    """The student applied the argument ``f`` to ``_MC_N`` values of z, drawn independently."""
+    total = sum(v.numel() for v in seen)
+    if total < _MC_N:
+        raise CheckFailed(f"{what} applied the function f passed as argument to {total} values, not to the n = {_MC_N} "
+                          "samples of z: apply the argument f to every sample, f(z) (averaging z first gives f(E[z]) "
+                          "again, and the checker passes the activation: it need not be torch.tanh)")
+    found = _reused_draws(torch.cat(seen).to(torch.float64))
+    if found is not None:
+        shift, _, agree, expected = found
+        raise CheckFailed(f"{what}: your n samples of z are not independent: samples {shift} apart are equal in "
+                          f"{agree:.1%} of the places, where independent masks give {expected:.1%}. You reused draws "
+                          "(the same masks for two halves, repeated masks); draw n independent masks, e.g. "
+                          "torch.rand((n, len(x)), generator=generator) >= p")
 
 
 def _judge_mc(f, w, x, p, gap, se, run, other_rate, what) -> str:
@@ -340,6 +378,9 @@ def _judge_mc(f, w, x, p, gap, se, run, other_rate, what) -> str:
     if math.isclose(se / true_se, math.sqrt(_MC_N), rel_tol=0.3):
         raise CheckFailed(f"your standard error {se:.3g} is the standard deviation of f(z); "
                           f"the standard error of a mean of n samples divides it by √n (n = {_MC_N})")
+    if math.isclose(se * math.sqrt(_MC_N), true_se, rel_tol=0.3):
+        raise CheckFailed(f"your standard error {se:.3g} is √(Var[f(z)])/n, divided by n = {_MC_N} instead of √n: "
+                          f"the standard error of a mean of n samples is the standard deviation over √n")
     at = f"with p = {p}, your gap {gap:.4f} ± {se:.4f}"
     if abs(gap - exact_gap) > _Z * se:
         if run(other_rate, 11) == (gap, se):
