@@ -419,3 +419,67 @@ P, PIN = PATH_EXERCISE["p"], PATH_EXERCISE["input_p"]
         "other", "nan", "str", "missing-key", "tuple"])
 def test_check_path_predictions_names_mistakes(fn, hints):
     assert_fails(check_path_predictions, fn, *hints)
+
+
+# --------------------------------------------------------------------------------------------
+# more typical wrong answers (red team)
+
+
+def terms_with_biased_variance(preds, target):  # 2 × biased variance = D over all T² pairs
+    individual = ((preds - target) ** 2).mean()
+    ensemble = ((preds.mean(0) - target) ** 2).mean()
+    return individual, ensemble, 2 * preds.var(0, unbiased=False).mean()
+
+
+def terms_in_float32(preds, target):
+    return ref_terms(preds.float(), target.float())
+
+
+def terms_with_unbiased_variance(preds, target):  # correct: 2 × the unbiased variance over members is D
+    individual = ((preds - target) ** 2).mean()
+    ensemble = ((preds.mean(0) - target) ** 2).mean()
+    return individual, ensemble, 2 * preds.var(0).mean()
+
+
+@pytest.mark.parametrize("fn, hints", [
+    (terms_with_biased_variance, ["pairs i = j", "biased variance"]),
+    (terms_in_float32, ["dtype torch.float32", "dtype of the inputs"]),
+])
+def test_check_ensemble_terms_names_more_mistakes(fn, hints):
+    assert_fails(check_ensemble_terms, fn, *hints)
+
+
+def test_check_ensemble_terms_accepts_the_unbiased_variance(capsys):
+    assert_passes(capsys, check_ensemble_terms, terms_with_unbiased_variance)
+
+
+def average_sampled_with_a_fixed_seed(f, n, p):  # reproducible, sees every mask, but only approximate
+    g = torch.Generator().manual_seed(0)
+    masks = (torch.rand(20_000, n, generator=g, dtype=torch.float64) >= p).to(torch.float64)
+    return torch.stack([f(m) for m in masks]).mean().item()
+
+
+def average_keep_weights_only(f, n, p):
+    return sum((1 - p) ** sum(bits) * float(f(torch.tensor(bits, dtype=torch.float64)))
+               for bits in itertools.product((0.0, 1.0), repeat=n))
+
+
+@pytest.mark.parametrize("fn, hints", [
+    (average_sampled_with_a_fixed_seed, ["close to the exact one", "sampling masks"]),
+    (average_keep_weights_only, ["(1-p)^(kept) only", "p^(dropped)"]),
+])
+def test_check_subnetwork_average_names_more_mistakes(fn, hints):
+    assert_fails(check_subnetwork_average, fn, *hints)
+
+
+_PATHS = math.prod(PATH_EXERCISE["widths"])
+_SURVIVAL = (1 - PIN) * (1 - P) ** 3
+
+
+@pytest.mark.parametrize("count, hints", [
+    (_PATHS / 10 * _SURVIVAL, ["leaves out the 10 outputs"]),
+    (_PATHS / 64 * _SURVIVAL, ["leaves out the 64 inputs"]),
+    (sum(PATH_EXERCISE["widths"]) * _SURVIVAL, ["sum of the widths"]),
+])
+def test_check_path_predictions_names_wrong_path_counts(count, hints):
+    assert_fails(check_path_predictions, lambda: {"survival": _SURVIVAL, "expected_active_paths": count}, *hints)

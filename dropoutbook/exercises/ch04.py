@@ -10,6 +10,7 @@ asks for the terms as well as the constant, so that a typed-in number fails.
 
 from __future__ import annotations
 
+import itertools
 import math
 import types
 
@@ -47,6 +48,10 @@ def _student_terms(fn, preds, target, what: str) -> tuple[float, float, float]:
         out = call_student(fn, preds, target, what=f"{what}, on preds of shape ({T}, {N}) ({T} members),")
     if not isinstance(out, (tuple, list)) or len(out) != 3:
         raise CheckFailed(f"{what} should return a tuple (individual_error, ensemble_error, diversity)")
+    for v, name in zip(out, ("individual_error", "ensemble_error", "diversity")):
+        if isinstance(v, torch.Tensor) and v.is_floating_point() and v.dtype != preds.dtype:
+            raise CheckFailed(f"{name} has dtype {v.dtype} for preds of dtype {preds.dtype}: compute in the dtype of "
+                              "the inputs (a conversion to float32 loses the digits the check compares)")
     return tuple(_real_number(v, n) for v, n in zip(out, ("individual_error", "ensemble_error", "diversity")))
 
 
@@ -101,7 +106,8 @@ def _raise_diversity_mistake(div: float, t_div: float, preds: torch.Tensor):
     T = preds.shape[0]
     absolute = torch.stack([(preds[i] - preds[j]).abs().mean() for i in range(T) for j in range(T) if i != j]).mean()
     mistakes = [
-        (t_div * (T - 1) / T, "you included the pairs i = j (zero differences) in the mean: D averages over the "
+        (t_div * (T - 1) / T, "you included the pairs i = j (zero differences) in the mean (the same value as "
+                              "twice the biased variance over the members, var(unbiased=False)): D averages over the "
                               "T(T-1) pairs with i ≠ j"),
         (t_div * T * (T - 1) / 2, "D is a mean over the pairs, not a sum: divide by the number of pairs"),
         (t_div * T * (T - 1), "D is a mean over the pairs, not a sum: divide by the number of pairs"),
@@ -255,6 +261,11 @@ def check_subnetwork_average(fn) -> None:
                                   "weight a mask by P(m) = (1-p)^(kept) · p^(dropped)")
             if _close(first, _exact_average(f, n, 1 - p)):
                 raise CheckFailed("the weights swap drop and keep: a kept unit has probability 1 - p, a dropped one p")
+            keep_only = sum((1 - p) ** sum(m) * f(torch.tensor(m, dtype=torch.float64)).item()
+                            for m in itertools.product((0.0, 1.0), repeat=n))
+            if _close(first, keep_only):
+                raise CheckFailed("your weights are (1-p)^(kept) only: the dropped units contribute their probability "
+                                  "too, P(m) = (1-p)^(kept) · p^(dropped)")
             if _close(first, f(torch.full((n,), 1 - p, dtype=torch.float64)).item()):
                 raise CheckFailed("you evaluated f at the mean mask (1-p, ..., 1-p), the weight-scaled network; for "
                                   "a nonlinear f that differs from the average over subnetworks")
@@ -266,6 +277,10 @@ def check_subnetwork_average(fn) -> None:
             if _close(_student_average(fn, f, n, other, [], what), first):
                 raise CheckFailed(f"your average does not change with p (the same at p = {p} and p = {other}): the "
                                   "drop rate is hard-coded; use the argument p")
+            if abs(first - truth) <= 0.02 * max(1.0, abs(truth)):
+                raise CheckFailed(f"your average {first:.4f} is close to the exact one, {truth:.4f} (n = {n}, p = {p}), "
+                                  "but not equal: are you sampling masks (with a fixed seed)? A sample only "
+                                  "approximates the sum; enumerate all 2^n masks with their weights P(m)")
             raise CheckFailed(f"your average is {first:.4f}, the exact one is {truth:.4f} (n = {n}, p = {p}): check "
                               "the weights P(m)")
     passed(f"the exact averages over all 2^n subnetworks match for n = {', '.join(map(str, _AVERAGE_SIZES))} "
@@ -336,6 +351,13 @@ def check_path_predictions(fn, *, widths=(64, 100, 100, 100, 10), p=0.4, input_p
         if math.isclose(count, hidden_only * survival, rel_tol=1e-6):
             raise CheckFailed(f"expected_active_paths counts paths through the hidden layers only; a path also "
                               f"chooses one of the {widths[0]} inputs and one of the {widths[-1]} outputs")
+        for left_out, width in (("outputs", widths[-1]), ("inputs", widths[0])):
+            if math.isclose(count, total / width * survival, rel_tol=1e-6):
+                raise CheckFailed(f"expected_active_paths leaves out the {width} {left_out}: a path chooses one unit in "
+                                  "every layer, inputs and outputs included, so there are Π widths paths")
+        if math.isclose(count, sum(widths) * survival, rel_tol=1e-6):
+            raise CheckFailed("expected_active_paths uses the sum of the widths; a path chooses one unit in every layer, "
+                              "so the number of paths is the product of the widths")
         if math.isclose(count, total, rel_tol=1e-6):
             raise CheckFailed("expected_active_paths = the number of paths without dropout; multiply by the "
                               "probability that a path survives (linearity of expectation)")
