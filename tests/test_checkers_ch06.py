@@ -339,3 +339,88 @@ def test_dropout_placement_correct_answers(capsys):
     assert_passes(capsys, check_dropout_placement, Nested)
     assert_passes(capsys, check_dropout_placement, Functional)
     assert_fails(check_dropout_placement, starter, "not written yet")
+
+
+# --------------------------------------------------------------------------------------------
+# answers that passed an earlier version of the checkers
+
+
+_mu, _s2, _q = sp.symbols("mu sigma2 q")
+_m, _eps = sp.symbols("m varepsilon")
+
+
+def typed_next_to_a_call():  # one irrelevant call, then the formula typed in
+    derivations.expectation(_m, {_m: derivations.Bernoulli(_q)})
+    return _s2 / _q + _mu**2 * (1 - _q) / _q
+
+
+def nsimplified_next_to_a_call():
+    derivations.variance(_m, {_m: derivations.Bernoulli(_q)})
+    return sp.nsimplify(_s2 / _q + _mu**2 / _q - _mu**2)
+
+
+@pytest.mark.parametrize("answer", [typed_next_to_a_call, nsimplified_next_to_a_call])
+def test_train_variance_typed_next_to_an_irrelevant_call(answer):
+    assert_fails(check_train_variance, answer, "does not follow the mask distribution", "typed in")
+
+
+def test_train_variance_computed_in_pieces_passes(capsys):
+    def scaled_outside():  # the 1/q² outside the variance: still computed
+        return derivations.variance(_m * (_mu + _eps), {_m: derivations.Bernoulli(_q),
+                                                        _eps: derivations.ZeroMeanNoise(_s2)}) / _q**2
+    assert_passes(capsys, check_train_variance, scaled_outside)
+
+
+def _recalibrate_then(change):
+    def answer(model, batches):
+        reference_recalibration(model, batches)
+        change(bn_layers(model))
+    return answer
+
+
+def test_recalibration_must_leave_eps_alone():
+    def bigger_eps(norms):
+        for m in norms:
+            m.eps = 1e-3
+    assert_fails(check_recalibration, _recalibrate_then(bigger_eps), "eps, affine, track_running_stats", "only the running")
+
+
+class _LayersNet(nn.Module):
+    def __init__(self, p, widths=(64, 64, 64), training_flag=True):
+        super().__init__()
+        self.p, self.training_flag = p, training_flag
+        self.hidden = nn.ModuleList(nn.Linear(n_in, 64) for n_in in widths)
+        self.norms = nn.ModuleList(nn.BatchNorm1d(64) for _ in widths)
+        self.out = nn.Linear(64, 10)
+
+    def forward(self, x):
+        for linear, norm in zip(self.hidden, self.norms):
+            x = torch.relu(norm(linear(x)))
+        if self.training_flag:
+            return self.out(F.dropout(x, self.p, self.training))
+        return self.out(F.dropout(x, self.p))  # training defaults to True: on at test time too
+
+
+def _fixed_with(dropout, widths=(64, 64, 64, 10)):
+    def build(p):
+        layers, n_in = [], 64
+        for width in widths[:-1]:
+            layers += [nn.Linear(n_in, width), nn.BatchNorm1d(width), nn.ReLU()]
+            n_in = width
+        return nn.Sequential(*layers, dropout(p), nn.Linear(n_in, widths[-1]))
+    return build
+
+
+@pytest.mark.parametrize("answer, hint", [
+    (lambda p: _LayersNet(p, training_flag=False), "still on in eval mode"),
+    (_fixed_with(nn.Dropout1d), "channel dropout"),
+    (_fixed_with(nn.Dropout2d), "channel dropout"),
+    (_fixed_with(nn.Dropout, widths=(64, 8, 8, 10)), "weight shapes"),
+])
+def test_dropout_placement_more_wrong_answers(answer, hint):
+    assert_fails(check_dropout_placement, answer, hint)
+
+
+def test_dropout_placement_functional_with_training_flag_passes(capsys):
+    assert_passes(capsys, check_dropout_placement, lambda p: _LayersNet(p))
+    assert_passes(capsys, check_dropout_placement, lambda p: _fixed_with(nn.Dropout)(p).eval())

@@ -10,6 +10,7 @@ import contextlib
 import copy
 import functools
 import math
+from collections.abc import Mapping
 
 import sympy as sp
 import torch
@@ -38,6 +39,36 @@ def _derivation_calls():
         calls.extend(first + second)
 
 
+#: The factor by which :func:`_shifted_masks` scales the keep probability of every Bernoulli mask.
+_SHIFT = sp.Rational(1, 2)
+
+
+@contextlib.contextmanager
+def _shifted_masks():
+    """While the block runs, ``derivations.expectation`` and ``derivations.variance`` treat every
+    mask distributed as ``Bernoulli(k)`` as ``Bernoulli(k/2)``. An answer computed with them moves
+    accordingly; an answer typed in (perhaps next to an irrelevant call) does not."""
+    def shifted(original):
+        @functools.wraps(original)
+        def call(expr, distributions, *args, **kwargs):
+            if isinstance(distributions, Mapping):
+                distributions = {s: derivations.Bernoulli(sp.sympify(d.keep) * _SHIFT)
+                                 if isinstance(d, derivations.Bernoulli) else d for s, d in distributions.items()}
+            return original(expr, distributions, *args, **kwargs)
+        return call
+
+    with _patched(derivations, "expectation", shifted(derivations.expectation)), \
+            _patched(derivations, "variance", shifted(derivations.variance)):
+        yield
+
+
+def _not_following_message(what: str) -> str:
+    return (f"{what} does not follow the mask distribution it passes to derivations.expectation/variance: "
+            "when the checker draws every Bernoulli(k) mask as Bernoulli(k/2) inside those functions, your answer "
+            "does not change as a computed one would. Part of it was typed in (or computed without the mask): "
+            "let sympy compute the whole answer from the definition")
+
+
 def _typed_message(what: str, functions: str) -> str:
     return (f"{what} never called {functions}: the answer was typed in, not computed. The exercise "
             "asks you to let sympy compute it, so that the result follows from the definition")
@@ -59,7 +90,9 @@ def check_train_variance(fn) -> None:
     :func:`~dropoutbook.derivations.variance`) and returns it as a sympy expression in ``mu``,
     ``sigma2`` and ``q`` (chapter 6 exercises).
 
-    An answer typed in without calling those functions fails. Recognizes the usual wrong answers
+    An answer typed in without calling those functions fails, and so does one that does not follow
+    the mask distribution it passes to them (the checker runs ``fn`` a second time with every
+    Bernoulli(k) mask drawn as Bernoulli(k/2): a typed answer next to an irrelevant call stays put). Recognizes the usual wrong answers
     (the mean term forgotten, :math:`\mathbb E[\tilde x^2]` instead of the variance, a missing
     :math:`1/q`, the mask drawn as Bernoulli(1 - q), drop and keep swapped, standard dropout, the
     noise left out) and names the mistake.
@@ -82,6 +115,14 @@ def check_train_variance(fn) -> None:
         return all(math.isclose(value(a, pt), value(b, pt), rel_tol=1e-9, abs_tol=1e-12) for pt in points)
 
     if same(expr, truth):
+        with _shifted_masks():
+            moved = _student_symbols(call_student(fn, what=what), {"mu": mu, "sigma2": s2, "sigma^2": s2, "q": q},
+                                     what)
+        m, eps = sp.symbols("m varepsilon")
+        shifted = derivations.variance(m * (mu + eps) / q, {m: derivations.Bernoulli(q * _SHIFT),
+                                                            eps: derivations.ZeroMeanNoise(s2)})
+        if not same(moved, shifted):
+            raise CheckFailed(_not_following_message(what))
         passed("Var[x~] = sigma2/q + mu**2*(1 - q)/q")
         return
     mistakes = [
@@ -266,6 +307,8 @@ def _check_recalibration(fn, what: str) -> str:
         reference = recalibrate_batchnorm(copy.deepcopy(net), batches)
         before = {name: m.training for name, m in net.named_modules()}
         momenta = {name: m.momentum for name, m in net.named_modules() if isinstance(m, _BatchNorm)}
+        settings = {name: (m.eps, m.affine, m.track_running_stats) for name, m in net.named_modules()
+                    if isinstance(m, _BatchNorm)}
         params = [p.detach().clone() for p in net.parameters()]
         call_student(fn, net, batches, what=what)
         after = {name: m.training for name, m in net.named_modules()}
@@ -287,6 +330,11 @@ def _check_recalibration(fn, what: str) -> str:
                 raise CheckFailed(f"BatchNorm layer {name} has momentum {m.momentum} afterwards, but it had "
                                   f"{momenta[name]} before: remember each layer's own momentum and restore it "
                                   "(it need not be the default 0.1)")
+        for name, m in net.named_modules():
+            if isinstance(m, _BatchNorm) and (m.eps, m.affine, m.track_running_stats) != settings[name]:
+                raise CheckFailed(f"BatchNorm layer {name} has (eps, affine, track_running_stats) = "
+                                  f"{(m.eps, m.affine, m.track_running_stats)} afterwards, but had {settings[name]}: "
+                                  "recalibration changes only the running statistics")
         if _recalibrated(net, reference):
             continue
         if _close(net, original):
@@ -328,8 +376,8 @@ def _argument(args, kwargs, index: int, name: str, default):
 _DROPOUTS = {"dropout": True, "dropout1d": True, "dropout2d": True, "alpha_dropout": False}
 
 
-def _forward_events(model: nn.Module, x: torch.Tensor) -> tuple[list, object]:
-    """Run ``model(x)`` in training mode and record, in order, every call of ``F.batch_norm``,
+def _forward_events(model: nn.Module, x: torch.Tensor, train: bool = True) -> tuple[list, object]:
+    """Run ``model(x)`` in training mode (or eval mode) and record, in order, every call of ``F.batch_norm``,
     ``F.layer_norm``, the functional dropouts and ``F.linear`` (so modules and functional calls
     alike count), each with the name of the innermost module that made it."""
     events: list = []
@@ -341,7 +389,9 @@ def _forward_events(model: nn.Module, x: torch.Tensor) -> tuple[list, object]:
             where = stack[-1] if stack else ""
             if kind in _DROPOUTS:
                 events.append(("dropout", where, float(_argument(args, kwargs, 1, "p", 0.5)),
-                               bool(_argument(args, kwargs, 2, "training", _DROPOUTS[kind]))))
+                               bool(_argument(args, kwargs, 2, "training", _DROPOUTS[kind])), kind))
+            elif kind == "linear":
+                events.append((kind, where, tuple(_argument(args, kwargs, 1, "weight", None).shape), None))
             else:
                 events.append((kind, where, None, None))
             return originals[kind](*args, **kwargs)
@@ -363,7 +413,7 @@ def _forward_events(model: nn.Module, x: torch.Tensor) -> tuple[list, object]:
         with contextlib.ExitStack() as patches:
             for name in originals:
                 patches.enter_context(_patched(F, name, recorder(name)))
-            model.train()
+            model.train(train)
             with torch.random.fork_rng(devices=[]), torch.no_grad():
                 torch.manual_seed(0)
                 out = call_student(model, x, what="your model")
@@ -381,7 +431,9 @@ def check_dropout_placement(fn, *, p: float = 0.3) -> None:
     ``fn`` is called with ``p`` and with two more rates drawn by the checker's own seeded generator,
     so a hard-coded rate fails. The order of the operations is taken from an actual forward pass in
     training mode (every call of BatchNorm, dropout and linear layers is recorded, ``nn.Dropout``
-    modules and ``F.dropout`` calls alike), so any module structure works.
+    modules and ``F.dropout`` calls alike), so any module structure works; a channel dropout
+    (``nn.Dropout1d``/``nn.Dropout2d``), other layer widths, and dropout that stays on in eval mode
+    (``F.dropout`` without ``training=self.training``) fail.
     """
     p = check_probability(p, "p", allow_zero=False, allow_one=False)
     what = "your build function"
@@ -410,7 +462,11 @@ def _check_placement(fn, p: float, what: str) -> int:
                           "dropout goes, not about removing or replacing the normalization")
     if not drops:
         raise CheckFailed("there is no dropout left; keep dropout with rate p, but behind the last BatchNorm layer")
-    for _, (_, where, rate, training) in drops:
+    widths = [ev[2] for ev in events if ev[0] == "linear"]
+    if widths != [(64, 64), (64, 64), (64, 64), (10, 64)]:
+        raise CheckFailed(f"the linear layers have the weight shapes {widths}; the exercise keeps the network: three "
+                          "hidden layers Linear(64, 64) and the output layer Linear(64, 10)")
+    for _, (_, where, rate, training, kind) in drops:
         name = f"dropout {where!r}" if where else "the dropout in your forward"
         if not math.isclose(rate, p):
             raise CheckFailed(f"{name} has rate {rate:g}, but build was called with p = {p:g}: use the rate p "
@@ -418,6 +474,9 @@ def _check_placement(fn, p: float, what: str) -> int:
         if not training:
             raise CheckFailed(f"{name} is called with training=False in training mode; pass the module's "
                               "self.training so that it is on in training")
+        if kind in ("dropout1d", "dropout2d"):
+            raise CheckFailed(f"{name} is a channel dropout ({kind}): on the (N, 64) features it drops whole "
+                              "samples or channels together. Use nn.Dropout(p) (F.dropout), one draw per unit")
     last_norm = norms[-1]
     early = [ev[1] or "in your forward" for i, ev in drops if i < last_norm]
     if early:
@@ -426,4 +485,9 @@ def _check_placement(fn, p: float, what: str) -> int:
                           "Put dropout after the last BatchNorm layer")
     if not any(ev[0] == "linear" for ev in events[drops[-1][0]:]):
         raise CheckFailed("dropout is the last layer, so it drops logits; put it before the final Linear layer")
+    on_in_eval = [ev[1] or "in your forward" for ev in _forward_events(model, x, train=False)[0]
+                  if ev[0] == "dropout" and ev[3]]
+    if on_in_eval:
+        raise CheckFailed(f"dropout {on_in_eval} is still on in eval mode: F.dropout's training argument defaults to "
+                          "True; pass training=self.training (or use nn.Dropout) so that it is off at test time")
     return len(drops)
