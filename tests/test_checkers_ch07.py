@@ -264,3 +264,29 @@ def test_padded_seed_rate_correct_answers(capsys):
 
     assert_passes(capsys, check_padded_seed_rate, plain_symbols)
     assert_fails(check_padded_seed_rate, starter, "not written yet")
+
+
+# --------------------------------------------------------------------------------------------
+# answers that passed an earlier version of the checkers
+
+
+def test_coverage_counts_cached_by_map_size_fails():
+    cache = {}
+
+    def cached(h, w, k):  # keyed on the map only: the block size of the first call sticks
+        return cache.setdefault((h, w), reference_counts(h, w, k))
+    assert_fails(check_coverage_counts, cached, "14 x 14 map with block size 3", "must sum to")
+
+
+def test_padded_seed_rate_typed_next_to_an_unrelated_solve():
+    def typed():
+        sp.solve(gamma_ - 1, gamma_)
+        return 1 - (1 - p) ** (1 / b**2)
+    assert_fails(check_padded_seed_rate, typed, "does not follow the equation", "typed in")
+
+
+def test_padded_seed_rate_simplified_solution_passes(capsys):
+    def simplified():
+        (solution,) = sp.solve(sp.Eq(1 - (1 - gamma_) ** (b**2), p), gamma_)
+        return sp.simplify(sp.powsimp(solution))
+    assert_passes(capsys, check_padded_seed_rate, simplified)

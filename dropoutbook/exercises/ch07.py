@@ -7,6 +7,8 @@ otherwise raises :class:`~dropoutbook.exercises.CheckFailed` naming the mistake 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 import types
 
@@ -27,7 +29,7 @@ from .ch06 import _typed_message
 __all__ = ["check_coverage_counts", "check_seed_rate", "check_padded_seed_rate", "check_position_rates",
            "POSITION_RATES_EXERCISE"]
 
-_COUNT_CASES = [(14, 14, 7), (5, 9, 3), (6, 6, 5), (7, 7, 7), (9, 4, 3)]
+_COUNT_CASES = [(14, 14, 7), (5, 9, 3), (6, 6, 5), (7, 7, 7), (9, 4, 3), (14, 14, 3)]  # one map, two block sizes
 _RATE_CASES = [(0.1, 14, 14, 7), (0.1, 28, 28, 7), (0.3, 8, 8, 3), (0.05, 10, 17, 5), (0.1, 7, 7, 7)]
 
 
@@ -144,12 +146,33 @@ def check_seed_rate(fn) -> None:
            f"for p = 0.1, 14 x 14, b = 7")
 
 
+@contextlib.contextmanager
+def _halved_rate_in_solve():
+    """While the block runs, ``sp.solve`` and ``sp.solveset`` solve their equations with every symbol
+    named ``p`` replaced by ``p/2``: a solution found by them moves accordingly, a typed one does not."""
+    def halved(original):
+        @functools.wraps(original)
+        def call(f, *args, **kwargs):
+            def half(e):
+                if isinstance(e, (list, tuple, set)):
+                    return type(e)(half(x) for x in e)
+                e = sp.sympify(e)
+                return e.subs({s: s / 2 for s in e.free_symbols if getattr(s, "name", None) == "p"})
+            return original(half(f), *args, **kwargs)
+        return call
+
+    with _patched(sp, "solve", halved(sp.solve)), _patched(sp, "solveset", halved(sp.solveset)):
+        yield
+
+
 def check_padded_seed_rate(fn) -> None:
     r"""Check ``fn()``, a sympy expression in ``p`` and ``b`` found by ``sp.solve``: the seed rate of the padded variant (chapter 7 exercises).
 
     When seeds may lie off the map, every position is covered by :math:`b^2` seeds; the answer
     must equal :func:`~dropoutbook.derivations.padded_seed_rate`, :math:`1 - (1-p)^{1/b^2}`. The
-    checker observes ``sp.solve`` (and ``sp.solveset``): an answer typed in without solving fails.
+    checker observes ``sp.solve`` (and ``sp.solveset``): an answer typed in without solving fails, and
+    so does one that does not follow the equation passed to them (a second run halves ``p`` inside
+    them: a typed answer next to an unrelated call stays put).
     """
     what = "your seed rate"
     with _recorded_calls(sp, "solve") as solves, _recorded_calls(sp, "solveset") as solvesets:
@@ -168,6 +191,13 @@ def check_padded_seed_rate(fn) -> None:
         return all(math.isclose(value(e1, pt), value(e2, pt), rel_tol=1e-9, abs_tol=1e-12) for pt in points)
 
     if same(expr, truth):
+        with _halved_rate_in_solve():
+            moved = _student_symbols(call_student(fn, what=what), {"p": p, "b": b}, what)
+        if not same(moved, truth.subs(p, p / 2)):
+            raise CheckFailed(f"{what} does not follow the equation it passes to sp.solve: when the checker halves p "
+                              "inside sp.solve, your answer does not change as a solved one would. It was typed in "
+                              "next to an unrelated call: return (a simplification of) what sp.solve finds for "
+                              "1 - (1-γ)^(b²) = p")
         passed(f"γ = {truth}")
         return
     mistakes = [
