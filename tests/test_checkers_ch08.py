@@ -341,3 +341,35 @@ def test_block_correct_answers(capsys):
     assert_passes(capsys, check_block_test_time, fixed_block_branching)
     assert_passes(capsys, check_block_test_time, fixed_block_bernoulli)
     assert_fails(check_block_test_time, starter, "not written yet")
+
+
+# --------------------------------------------------------------------------------------------
+# answers that passed an earlier version of the checkers
+
+
+def _drop_path_with(keep_of):
+    def drop_path(x, p, training=True):
+        if not training or p == 0:
+            return x.clone()
+        keep = keep_of(x.shape[0], p).reshape((x.shape[0],) + (1,) * (x.dim() - 1))
+        return x * keep / (1 - p)
+    return drop_path
+
+
+def _pairs(n, p):  # one draw per pair of neighbouring samples
+    return (torch.rand((n + 1) // 2) >= p).repeat_interleave(2)[:n]
+
+
+def _halves(n, p):  # the same mask for the two halves of the batch
+    half = torch.rand((n + 1) // 2) >= p
+    return torch.cat([half, half])[:n]
+
+
+@pytest.mark.parametrize("fn, hint", [
+    (_drop_path_with(_pairs), "neighbouring samples are not independent"),
+    (_drop_path_with(_halves), "two halves of the batch are not independent"),
+    (lambda x, p, training=True: (x * (torch.rand((x.shape[0],) + (1,) * (x.dim() - 1)) >= p) / (1 - p)).float()
+     if training and p else x.clone(), "returned dtype torch.float32"),
+])
+def test_drop_path_dependent_draws_and_dtype(fn, hint):
+    assert_fails(check_drop_path, fn, hint)

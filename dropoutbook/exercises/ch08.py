@@ -44,7 +44,8 @@ def check_drop_path(fn, *, p: float = 0.3) -> None:
     ``fn`` gets inputs of shape ``(N,)``, ``(N, D)``, ``(N, C, L)`` and ``(N, C, H, W)``, with the
     rate ``p`` on the 3-D input and rates drawn by the checker's own seeded generator on the others.
     In order, for each: output type and shape; ``x`` not modified; one draw per *sample* (all
-    entries of a sample dropped or kept together, and not one draw for the whole batch);
+    entries of a sample dropped or kept together, and not one draw for the whole batch, for a
+    pair of samples or repeated for the two halves of the batch);
     survivors scaled by exactly 1/(1-p); the fraction of dropped samples is p within 5 standard
     errors; a new draw on every call; the identity with ``training=False`` and with ``p = 0``. The
     statement forbids the library's :func:`~dropoutbook.drop_path`: a call fails the check.
@@ -79,7 +80,10 @@ def _check_drop_path(fn, shape: tuple, p: float) -> float:
     where = f"for x of shape {tuple(shape)} and p = {p}"
     probe = x[:6].clone()  # a small batch first: a mask of a fixed shape may broadcast to N x N
     _as_output(_shape_probe(call_student(fn, probe, p, training=True, what=what), probe, what), probe, what)
-    out = _as_output(call_student(fn, x, p, training=True, what=what), x, what)
+    out = call_student(fn, x, p, training=True, what=what)
+    if isinstance(out, torch.Tensor) and out.dtype != x.dtype:
+        raise CheckFailed(f"for x of dtype {x.dtype} {what} returned dtype {out.dtype}: keep the input's dtype")
+    out = _as_output(out, x, what)
     if not torch.equal(x, before):
         raise CheckFailed("your function changed its input x in place; return a new tensor instead")
     kept = out != 0
@@ -119,6 +123,7 @@ def _check_drop_path(fn, shape: tuple, p: float) -> float:
             )
         raise CheckFailed(f"{where}, {dropped:.1%} of the samples are dropped; it should be {p:.0%} "
                           f"(±{_Z * se:.1%}): use the p your function receives")
+    _check_samples_independent(per_sample[:, 0].double(), 1 - p, where)
     again = _as_output(call_student(fn, x, p, training=True, what=what), x, what)
     if torch.equal(again != 0, kept):
         raise CheckFailed("two calls dropped exactly the same samples: draw new random numbers on every call "
@@ -135,6 +140,21 @@ def _check_drop_path(fn, shape: tuple, p: float) -> float:
     if not torch.equal(x, before):
         raise CheckFailed("your function changed its input x in place; return a new tensor instead")
     return dropped
+
+
+def _check_samples_independent(kept: torch.Tensor, keep: float, where: str) -> None:
+    """Two samples (neighbours, or one from each half of the batch) are both kept with probability
+    keep² when the draws are independent (5 standard errors): one draw per pair of samples, or one
+    mask repeated for the two halves, fails."""
+    n = kept.shape[0] // 2
+    for name, both in {"neighbouring samples": kept[0:2 * n:2] * kept[1:2 * n:2],
+                       "the two halves of the batch": kept[:n] * kept[n:2 * n]}.items():
+        se = math.sqrt(keep**2 * (1 - keep**2) / n)
+        share = both.mean().item()
+        if abs(share - keep**2) > _Z * se:
+            raise CheckFailed(f"{where} the draws of {name} are not independent: both are kept in {share:.1%} of the "
+                              f"cases, not (1 - p)² = {keep**2:.1%}. Draw one independent Bernoulli per sample, "
+                              "a mask of shape (N,) + (1,) * (x.dim() - 1)")
 
 
 # --------------------------------------------------------------------------------------------
