@@ -224,3 +224,68 @@ def test_prediction_instructor_inputs():
         check_row_sum_prediction(ref_prediction, weights=(0.5, 0.25))
     with pytest.raises(ValueError, match="p"):
         check_row_sum_prediction(ref_prediction, p=1.0)
+
+
+# --------------------------------------------------------------------------------------------
+# answers that passed an earlier version of the checkers
+
+
+def attention_with_mask(mask_of):
+    def attention(q, k, v, p, training=True):
+        weights = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), dim=-1)
+        if training:
+            weights = weights * mask_of(weights, p) / (1 - p)
+        return weights @ v, weights
+    return attention
+
+
+def _halves_mask(w, p):  # one mask repeated for the two halves of the batch
+    half = torch.rand(w.shape[0] // 2, *w.shape[1:]) >= p
+    return torch.cat([half, half])
+
+
+def _symmetric_mask(w, p):  # weight (i, j) and weight (j, i) share their draw
+    m = torch.rand_like(w) >= p
+    return torch.triu(m) | torch.tril(m.transpose(-2, -1), -1)
+
+
+def _float32_attention(q, k, v, p, training=True):
+    out, weights = ref_attention(q, k, v, p, training)
+    return out.float(), weights.float()
+
+
+@pytest.mark.parametrize("fn, hint", [
+    (attention_with_mask(_halves_mask), "halves of the batch are not independent"),
+    (attention_with_mask(_symmetric_mask), "(i, j) and (j, i) are not independent"),
+    (_float32_attention, "dtype torch.float32 for inputs of dtype torch.float64"),
+])
+def test_attention_dependent_masks_and_dtype(fn, hint):
+    assert_fails(check_attention_with_dropout, fn, hint)
+
+
+def _typed_next_to_a_call(mean):
+    def answer():
+        m = sp.Symbol("m")
+        derivations.expectation(m, {m: derivations.Bernoulli(1 - p)})
+        return {"mean": mean, "variance": p / (1 - p) * squares}
+    return answer
+
+
+def _swapped_mask_with_typed_mean():  # Bernoulli(p) gives the right variance; the typed mean hides the swap
+    return {"mean": sp.Integer(1), "variance": derived(keep=p)()["variance"]}
+
+
+@pytest.mark.parametrize("answer", [_typed_next_to_a_call(a1 + a2 + a3), _typed_next_to_a_call(sp.Integer(1)),
+                                    _swapped_mask_with_typed_mean])
+def test_row_sum_variance_typed_next_to_a_call(answer):
+    assert_fails(check_row_sum_variance, answer, "does not follow the mask distribution", "typed in")
+
+
+def test_row_sum_variance_term_by_term_passes(capsys):
+    def term_by_term():
+        m = sp.symbols("m1:4")
+        terms = [mj * aj / (1 - p) for mj, aj in zip(m, (a1, a2, a3))]
+        dists = [{mj: derivations.Bernoulli(1 - p)} for mj in m]
+        return {"mean": sum(derivations.expectation(t, d) for t, d in zip(terms, dists)),
+                "variance": sum(derivations.variance(t, d) for t, d in zip(terms, dists))}
+    assert_passes(capsys, check_row_sum_variance, term_by_term)

@@ -17,7 +17,7 @@ from .. import derivations
 from .._validation import check_probability
 from ._core import CheckFailed, _check_numbers, _same_function, _student_symbols, call_student, passed
 from .ch01 import _answer_dict, _drawn_rates, _number_dict
-from .ch06 import _derivation_calls, _typed_message
+from .ch06 import _SHIFT, _derivation_calls, _not_following_message, _shifted_masks, _typed_message
 
 __all__ = ["check_attention_with_dropout", "check_row_sum_variance", "check_row_sum_prediction", "ROW_EXERCISE"]
 
@@ -32,7 +32,7 @@ ROW_EXERCISE = types.MappingProxyType(dict(weights=(0.5, 0.25, 0.125, 0.125), p=
 # exercise 1: attention with dropout after the softmax
 
 
-def _pair(answer, shapes, what):
+def _pair(answer, shapes, what, dtype=torch.float64):
     if not (isinstance(answer, tuple) and len(answer) == 2):
         raise CheckFailed(f"{what} should return a pair (output, weights), got {type(answer).__name__}")
     out = []
@@ -41,6 +41,9 @@ def _pair(answer, shapes, what):
             raise CheckFailed(f"the {name} should be a torch.Tensor, got {type(tensor).__name__}")
         if tuple(tensor.shape) != shape:
             raise CheckFailed(f"the {name} should have shape {shape}, got {tuple(tensor.shape)}")
+        if tensor.dtype != dtype:
+            raise CheckFailed(f"the {name} has dtype {tensor.dtype} for inputs of dtype {dtype}: keep the dtype of "
+                              "q, k and v (torch.rand_like(weights) draws in the weights' dtype)")
         out.append(tensor.detach().to(torch.float64))
     return out
 
@@ -53,7 +56,8 @@ def check_attention_with_dropout(fn, *, p: float = 0.3) -> None:
     keys and the output their product with ``v``. In training each weight must be 0 or
     :math:`a_{ij}/(1-p)`, with a fraction p of zeros, rows not renormalized, the output computed
     from the dropped weights, one independent draw per weight (not one mask shared by the batch,
-    by a query row or by a key column) and a new mask on every call; ``q``, ``k`` and ``v`` must
+    by a query row, by a key column, by the two halves of the batch or by the weights (i, j) and
+    (j, i)) and a new mask on every call; outputs keep the inputs' dtype; ``q``, ``k`` and ``v`` must
     not change. It runs with ``p`` and two rates drawn by the checker's own seeded generator, on
     batches of two sizes.
     """
@@ -153,8 +157,12 @@ def _check_attention(fn, p: float, b: int) -> str:
 def _check_independent(kept: torch.Tensor, keep: float) -> None:
     """Two weights of different examples, of one row or of one column are both kept with probability
     keep² when the draws are independent (5 standard errors)."""
+    half = kept.shape[0] // 2
+    upper = torch.triu_indices(kept.shape[-1], kept.shape[-1], offset=1)
     pairs = {
         "examples of the batch": kept[0::2] * kept[1::2][: kept[0::2].shape[0]],
+        "halves of the batch": kept[:half] * kept[half:2 * half],
+        "weights (i, j) and (j, i)": kept[..., upper[0], upper[1]] * kept[..., upper[1], upper[0]],
         "keys of one query row": kept[..., 0::2] * kept[..., 1::2],
         "queries of one key column": kept[..., 0::2, :] * kept[..., 1::2, :],
     }
@@ -178,8 +186,10 @@ def check_row_sum_variance(fn) -> None:
     ``"variance"``, sympy expressions in ``p``, ``a1``, ``a2``, ``a3`` (chapter 9 exercises).
 
     The truth is :func:`~dropoutbook.derivations.attention_row_moments`; an answer that is equal
-    once :math:`a_3 = 1 - a_1 - a_2` is substituted is accepted too (a mean of 1, say). An answer
-    typed in without calling those functions fails. The mean exposes a mask written as
+    once :math:`a_3 = 1 - a_1 - a_2` is substituted is accepted too. An answer typed in without
+    calling those functions fails, and so does one that does not follow the mask distribution it
+    passes to them (a second run draws every Bernoulli(k) mask as Bernoulli(k/2): a typed mean of 1
+    or a typed variance next to an irrelevant call stays put). The mean exposes a mask written as
     Bernoulli(p), which gives the right variance; the usual mistakes are named.
     """
     what = "your derivation"
@@ -215,10 +225,17 @@ def check_row_sum_variance(fn) -> None:
         raise CheckFailed("the mean of the row sum should be Σ a_j (1 on the simplex): the kept weights are divided "
                           "by the keep probability 1 - p")
     truth = r.row_sum_variance
+    squares = a1**2 + a2**2 + a3**2
     if same(var, truth):
+        with _shifted_masks():
+            moved = _answer_dict(call_student(fn, what=what), ("mean", "variance"), what)
+        keep = (1 - p) * _SHIFT  # the mask the shifted run draws; the scaling stays 1/(1-p)
+        if not (same(_student_symbols(moved["mean"], symbols, f"the mean of {what}"), keep / (1 - p) * total)
+                and same(_student_symbols(moved["variance"], symbols, f"the variance of {what}"),
+                         keep * (1 - keep) / (1 - p) ** 2 * squares)):
+            raise CheckFailed(_not_following_message(what))
         passed(f"E[row sum] = a1 + a2 + a3 = 1, Var[row sum] = {derivations.tidy(truth, p)}")
         return
-    squares = a1**2 + a2**2 + a3**2
     mistakes = [
         (p * (1 - p) * squares, "that is the variance without the 1/(1-p) scaling; attention dropout divides the kept "
                                 "weights by 1 - p"),
