@@ -300,3 +300,86 @@ def test_neg_kl_correct_answers(capsys):
     assert_passes(capsys, check_neg_kl_approx, neg_kl_piecewise)
     assert_passes(capsys, check_neg_kl_approx, db.neg_kl_approx)
     assert_fails(check_neg_kl_approx, starter, "not written yet")
+
+
+# --------------------------------------------------------------------------------------------
+# answers that passed an earlier version of the checkers
+
+
+def _gaussian_with_noise(noise_of):
+    def fn(x, p, training=True):
+        if not training or p == 0:
+            return x.clone()
+        return x * (1 + math.sqrt(p / (1 - p)) * noise_of(x))
+    return fn
+
+
+def _halves_noise(x):  # the same noise for the two halves of the batch
+    half = torch.randn(x.shape[0] // 2, *x.shape[1:], dtype=x.dtype)
+    return torch.cat([half, half, torch.randn(x.shape[0] % 2, *x.shape[1:], dtype=x.dtype)])
+
+
+def _uniform_noise(x):  # mean 0 and variance 1, but not normal
+    return (torch.rand_like(x) - 0.5) * math.sqrt(12)
+
+
+@pytest.mark.parametrize("fn, hint", [
+    (_gaussian_with_noise(_halves_noise), "two halves of the batch is correlated"),
+    (_gaussian_with_noise(_uniform_noise), "not a normal distribution"),
+    (lambda x, p, training=True: reference_gaussian(x, p, training).float(), "returned dtype torch.float32"),
+])
+def test_gaussian_dropout_dependent_or_non_normal_noise_and_dtype(fn, hint):
+    assert_fails(check_gaussian_dropout, fn, hint)
+
+
+def _alpha_typed_next_to_a_call():
+    m = sp.Symbol("m")
+    derivations.expectation(m, {m: derivations.Bernoulli(1 - p_)})
+    return {"mean": h_, "alpha": p_ / (1 - p_)}
+
+
+def _alpha_from_the_variance_ratio():  # alpha = Var[h~]/h², no sp.solve: computed all the same
+    m = sp.Symbol("m")
+    mask = {m: derivations.Bernoulli(1 - p_)}
+    h_tilde = m * h_ / (1 - p_)
+    return {"mean": derivations.expectation(h_tilde, mask), "alpha": sp.simplify(derivations.variance(h_tilde, mask) / h_**2)}
+
+
+def test_gaussian_alpha_typed_next_to_a_call(capsys):
+    assert_fails(check_gaussian_alpha, _alpha_typed_next_to_a_call, "does not follow the mask distribution", "typed in")
+    assert_passes(capsys, check_gaussian_alpha, _alpha_from_the_variance_ratio)
+
+
+def lrt_with_noise(noise_of):  # the right mean and variance, with noise of the shape noise_of(mean) gives
+    def fn(x, theta, log_sigma2):
+        mean = x @ theta.T
+        return mean + ((x * x) @ log_sigma2.exp().T).sqrt() * noise_of(mean)
+    return fn
+
+
+def weights_per_example_flat(x, theta, log_sigma2):  # a weight matrix per example, drawn flat
+    eps = torch.randn(x.shape[0], theta.numel(), dtype=x.dtype).reshape(x.shape[0], *theta.shape)
+    return torch.einsum("ni,nji->nj", x, theta + (0.5 * log_sigma2).exp() * eps)
+
+
+def one_weight_transposed(x, theta, log_sigma2):
+    eps = torch.randn(theta.shape[1], theta.shape[0], dtype=x.dtype).T
+    return x @ (theta + (0.5 * log_sigma2).exp() * eps).T
+
+
+@pytest.mark.parametrize("fn, hint", [
+    (weights_per_example_flat, "a weight matrix for every example"),
+    (one_weight_transposed, "one weight matrix"),
+    (lrt_with_noise(lambda m: torch.randn(m.shape[0] // 2, m.shape[1], dtype=m.dtype).repeat(2, 1)),
+     "two halves of the batch is correlated"),
+    (lrt_with_noise(lambda m: torch.randn(m.shape[0] // 2, m.shape[1], dtype=m.dtype).repeat_interleave(2, 0)),
+     "neighbouring examples is correlated"),
+    (lambda x, theta, ls2: reference_lrt(x, theta, ls2).float(), "returned dtype torch.float32"),
+])
+def test_local_reparameterization_flat_weights_dependent_noise_and_dtype(fn, hint):
+    assert_fails(check_local_reparameterization, fn, hint)
+
+
+@pytest.mark.parametrize("fn", [lambda la: reference_neg_kl(la.double()), lambda la: reference_neg_kl(la.float())])
+def test_neg_kl_keeps_the_dtype(fn):
+    assert_fails(check_neg_kl_approx, fn, "keep the input's dtype")

@@ -21,7 +21,7 @@ from ..montecarlo import estimate_mean, estimate_variance, z_score
 from ..variational import SPARSE_VD_K, neg_kl_approx
 from ._core import CheckFailed, _patched, _same_function, _student_symbols, call_student, passed
 from .ch01 import _answer_dict, _drawn_rates, _library_forbidden
-from .ch06 import _derivation_calls, _typed_message
+from .ch06 import _SHIFT, _derivation_calls, _not_following_message, _shifted_masks, _typed_message
 
 __all__ = [
     "check_gaussian_dropout", "check_gaussian_alpha", "check_local_reparameterization",
@@ -31,13 +31,15 @@ __all__ = [
 _Z = 5.0
 
 
-def _tensor_output(out, shape, what: str) -> torch.Tensor:
+def _tensor_output(out, shape, what: str, dtype=None) -> torch.Tensor:
     if type(out) is not torch.Tensor:  # a subclass could redefine the comparisons a checker makes
         raise CheckFailed(f"{what} should return a torch.Tensor, got {type(out).__name__}")
     if tuple(out.shape) != tuple(shape):
         raise CheckFailed(f"{what} should return a tensor of shape {tuple(shape)}, got {tuple(out.shape)}")
     if not out.is_floating_point():
         raise CheckFailed(f"{what} should return a floating tensor, got dtype {out.dtype}")
+    if dtype is not None and out.dtype != dtype:
+        raise CheckFailed(f"{what} returned dtype {out.dtype} for an input of dtype {dtype}: keep the input's dtype")
     return out.detach().to(torch.float64)
 
 
@@ -82,7 +84,7 @@ def _check_gaussian_dropout(fn, p: float, shape: tuple) -> str:
     x = torch.rand(shape, generator=g, dtype=torch.float64) * 1.5 + 0.5  # in [0.5, 2), never 0
     before = x.clone()
     where = f"for x of shape {tuple(shape)} and p = {p}"
-    out = _tensor_output(call_student(fn, x, p, training=True, what=what), x.shape, what)
+    out = _tensor_output(call_student(fn, x, p, training=True, what=what), x.shape, what, x.dtype)
     if not torch.equal(x, before):
         raise CheckFailed("your function changed its input x in place; return a new tensor instead")
     if not torch.isfinite(out).all():
@@ -107,7 +109,9 @@ def _check_gaussian_dropout(fn, p: float, shape: tuple) -> str:
         if torch.allclose(rows, rows[:, :1].expand_as(rows), rtol=1e-9, atol=0):
             raise CheckFailed(f"{where} all elements of a row get the same noise: draw an independent eps for "
                               "every element, e.g. torch.randn_like(x)")
+        half = rows.shape[0] // 2
         for name, (a, b) in {"neighbouring rows": (rows[0::2], rows[1::2]),
+                             "the two halves of the batch": (rows[:half], rows[half:2 * half]),
                              "neighbouring elements": (rows[:, 0::2], rows[:, 1::2])}.items():
             corr = torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1].item()
             if abs(corr) > _Z / math.sqrt(a.numel()):
@@ -144,6 +148,12 @@ def _check_gaussian_dropout(fn, p: float, shape: tuple) -> str:
             if _close(var, value):
                 raise CheckFailed(f"{where}: {message}")
         raise CheckFailed(f"Var[output/x] is {var}; with p = {p} it must be alpha = p/(1-p) = {alpha:.4f}")
+    tails = ((flat_r - 1).abs() > 2 * math.sqrt(alpha)).double()  # |eps| > 2: 4.55 % for a standard normal
+    normal_tails = math.erfc(2 / math.sqrt(2))
+    if abs(tails.mean().item() - normal_tails) > _Z * math.sqrt(normal_tails * (1 - normal_tails) / tails.numel()):
+        raise CheckFailed(f"{where} |eps| > 2 in {tails.mean().item():.2%} of the elements, but in {normal_tails:.2%} "
+                          "for a standard normal: the noise has the right variance but not a normal distribution. "
+                          "Draw eps with torch.randn_like(x)")
     out2 = _tensor_output(call_student(fn, x, p, training=True, what=what), x.shape, what)
     if torch.equal(out2, out):
         raise CheckFailed("two calls returned the same output: draw new noise on every call (do not reseed inside "
@@ -175,7 +185,9 @@ def check_gaussian_alpha(fn) -> None:
     returns them in a dict with the keys ``"mean"`` (in ``h`` and ``p``) and ``"alpha"`` (in ``p``)
     (chapter 10 exercises).
 
-    An answer typed in without calling those functions fails. The mean exposes a mask written as
+    An answer typed in without calling those functions fails, and so does one that does not follow
+    the mask distribution it passes to them (a second run draws every Bernoulli(k) mask as
+    Bernoulli(k/2): a typed answer next to an irrelevant call stays put). The mean exposes a mask written as
     Bernoulli(p), whose variance gives the right :math:`\alpha`; the usual mistakes are named.
     """
     what = "your derivation"
@@ -205,6 +217,13 @@ def check_gaussian_alpha(fn) -> None:
         raise CheckFailed("the mean of h̃ = m·h/(1-p) should be h: inverted dropout keeps the mean")
     truth = _derived_alpha()
     if same(expr, truth):
+        with _shifted_masks():
+            moved = _answer_dict(call_student(fn, what=what), ("mean", "alpha"), what)
+        keep = (1 - p) * _SHIFT  # the mask the shifted run draws; the scaling stays 1/(1-p)
+        if not (same_mean(_student_symbols(moved["mean"], {"p": p, "h": h}, f"the mean of {what}"), keep * h / (1 - p))
+                and same(_student_symbols(moved["alpha"], {"p": p}, f"the alpha of {what}"),
+                         keep * (1 - keep) / (1 - p) ** 2)):
+            raise CheckFailed(_not_following_message(what))
         passed(f"E[h~] = h, alpha = {derivations.tidy(expr, p)}")
         return
     mistakes = [
@@ -285,14 +304,15 @@ def _check_local_reparameterization(fn, rows, theta, log_sigma2, n: int) -> None
     inputs = [t.clone() for t in (x, theta, log_sigma2)]
     with _random_draws() as shapes:
         raw = call_student(fn, x, theta, log_sigma2, what=what)
-    weights = [s for s in shapes if tuple(s[-2:]) == tuple(theta.shape)]
+    weights = [s for s in shapes if tuple(s[-2:]) in (tuple(theta.shape), tuple(theta.shape)[::-1])
+               or math.prod(s) in (theta.numel(), n * theta.numel())]
     if weights:
-        kind = "one weight matrix" if len(weights[0]) == 2 else "a weight matrix for every example"
+        kind = "one weight matrix" if math.prod(weights[0]) == theta.numel() else "a weight matrix for every example"
         raise CheckFailed(f"you sampled a weight: random numbers of shape {weights[0]} ({kind}). The local "
                           "reparameterization trick works without sampling any weight: compute the mean and the "
                           "variance of every pre-activation and draw one standard normal per example and output, "
                           "eps of shape (batch, out_features)")
-    out = _tensor_output(raw, (n, n_out), what)
+    out = _tensor_output(raw, (n, n_out), what, x.dtype)
     if not all(torch.equal(a, b) for a, b in zip((x, theta, log_sigma2), inputs)):
         raise CheckFailed("your function changed one of its inputs in place; return a new tensor instead")
     if not torch.isfinite(out).all():
@@ -331,6 +351,13 @@ def _check_local_reparameterization(fn, rows, theta, log_sigma2, n: int) -> None
         if off > _Z / math.sqrt(len(sample)):
             raise CheckFailed(f"two outputs are correlated ({off:.3f}): draw an independent eps for every output, "
                               "not one per example")
+    z = (out - mean_truth.repeat(n // 2, 1)) / var_truth.sqrt().repeat(n // 2, 1)  # standard normals if right
+    pairs = {"neighbouring examples": (z[0::4], z[1::4]), "the two halves of the batch": (z[: n // 2], z[n // 2:])}
+    for name, (a, b) in pairs.items():
+        corr = torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1].item()
+        if abs(corr) > _Z / math.sqrt(a.numel()):
+            raise CheckFailed(f"the noise of {name} is correlated ({corr:.3f}): draw an independent eps for every "
+                              "example and output, eps of shape (batch, out_features)")
     first = out[0::2, 0]
     if abs(torch.corrcoef(torch.stack([first[:-1], first[1:]]))[0, 1].item()) > _Z / math.sqrt(len(first)):
         raise CheckFailed("consecutive examples have correlated noise: draw independent eps for every example")
@@ -398,7 +425,7 @@ def check_neg_kl_approx(fn) -> None:
 
 def _kl_output(fn, log_alpha: torch.Tensor, what: str) -> torch.Tensor:
     before = log_alpha.clone()
-    out = _tensor_output(call_student(fn, log_alpha, what=what), log_alpha.shape, what)
+    out = _tensor_output(call_student(fn, log_alpha, what=what), log_alpha.shape, what, log_alpha.dtype)
     if not torch.equal(log_alpha, before):
         raise CheckFailed("your function changed its input in place; return a new tensor instead")
     return out
