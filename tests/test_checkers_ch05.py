@@ -458,3 +458,54 @@ def test_passes_starter_fails():
 ])
 def test_passes_typical_mistakes_fail_with_their_hint(answer, hint):
     assert_fails(check_passes_needed, lambda: answer, hint)
+
+
+# --------------------------------------------------------------------------------------------
+# more typical wrong answers (red team)
+
+
+def loop_top_level_dropouts_only(model, x, T):  # model.children(): the nested block's dropout never samples
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        model.eval()
+        for m in model.children():
+            if isinstance(m, nn.Dropout):
+                m.train()
+        out = _passes(model, x, T)
+    finally:
+        for m, mode in modes:
+            m.training = mode
+    return out.mean(0), out.var(0)
+
+
+def loop_reseeding_every_call(model, x, T):  # reproducible, but the same masks on every call
+    torch.manual_seed(0)
+    return ref_loop(model, x, T)
+
+
+_STORED: dict = {}
+
+
+def loop_with_stored_outputs(model, x, T):  # computed once per model and T, then returned again
+    key = (id(model), T)
+    if key not in _STORED:
+        _STORED[key] = ref_loop(model, x, T)
+    return _STORED[key]
+
+
+@pytest.mark.parametrize("fn, hints", [
+    (loop_top_level_dropouts_only, ["vary 0.", "far less", "model.modules()"]),
+    (loop_reseeding_every_call, ["two calls returned exactly the same mean", "torch.manual_seed"]),
+    (loop_with_stored_outputs, ["two calls returned exactly the same mean", "stored outputs"]),
+])
+def test_loop_more_mistakes_fail_with_their_hint(fn, hints):
+    _STORED.clear()
+    assert_fails(check_mc_dropout_loop, fn, *hints)
+
+
+@pytest.mark.parametrize("answer, hint", [
+    (math.ceil(17 * 0.25 / 0.75**2 / 0.05**2), "one factor 1/(1-p) too many"),
+    (2268, "with T, not T - 1"),
+])
+def test_passes_more_mistakes_fail_with_their_hint(answer, hint):
+    assert_fails(check_passes_needed, lambda: answer, hint)

@@ -160,6 +160,7 @@ def _check_mc_dropout_loop(fn) -> str:
     x = torch.randn(6, 3, dtype=torch.float64) * 2 + 1
     shape = (6, 2)
     T = 400
+    means = []
     for start, set_modes in _START_MODES.items():
         set_modes(model)
         before = _state(model)
@@ -168,6 +169,7 @@ def _check_mc_dropout_loop(fn) -> str:
         if not torch.equal(x_in, x):
             raise CheckFailed("your function changed its input x in place; the passes must leave x as it was")
         _compare_states(before, _state(model), start)
+        means.append(out[0])
         if start == "evaluation mode":
             mean, var = out
     _check_restored_on_error(fn, rates, what)
@@ -176,7 +178,21 @@ def _check_mc_dropout_loop(fn) -> str:
         raise CheckFailed("your variance is 0: all T passes gave the same output. Either dropout was not active "
                           "(switch the nn.Dropout modules to training mode, module.train(), during the passes) or "
                           "every pass drew the same mask (do not reseed the random generator inside the loop)")
+    if torch.equal(means[0], means[1]):
+        raise CheckFailed("two calls returned exactly the same mean: every call draws the same masks. Do not reseed "
+                          "the random generator (torch.manual_seed) inside your function, and do not reuse stored "
+                          "outputs; every call must draw new masks")
     ref = mc_predict(model, x, T=20_000, generator=torch.Generator().manual_seed(1))
+    if torch.allclose(var**2, ref.variance, rtol=0.3):
+        raise CheckFailed("your variance is the standard deviation of the passes (its square matches the "
+                          "variance): return the variance itself, out.var(0)")
+    spread = (var / ref.variance).mean().item()  # about 1 ± 0.03 for T = 400 passes of the right model
+    if abs(spread - 1) > 0.25:
+        detail = ("less: some nn.Dropout modules did not sample. The checker's model has one inside a nested block; "
+                  "find them all with model.modules() (every submodule), not model.children()" if spread < 1 else
+                  "more: check that every module but the nn.Dropout ones is in evaluation mode during the passes")
+        raise CheckFailed(f"with T = {T} your passes vary {spread:.2f} times as much as MC dropout's passes, far "
+                          f"{detail}")
     se = (ref.variance / T).sqrt()
     z = ((mean - ref.mean) / se).abs().max().item()
     if z > _Z:
@@ -436,6 +452,10 @@ def check_passes_needed(fn, *, w=(2.0, -1.0, 0.5), x=(1.0, 3.0, 4.0), p=0.25, ta
                                                   "not (Σ w_i x_i)² p/(1-p)"),
         (math.ceil(s * p * (1 - p) / eps**2), "each pass is divided by 1-p (inverted dropout): the variance of one "
                                               "pass is Σ w_i² x_i² p/(1-p), not p(1-p) Σ w_i² x_i²"),
+        (math.ceil(s * p / (1 - p) ** 2 / eps**2), "one factor 1/(1-p) too many: Var[m/(1-p)] = p(1-p)/(1-p)² = "
+                                                   "p/(1-p), so the variance of one pass is Σ w_i² x_i² p/(1-p)"),
+        (truth + 1, "the standard error of the mean of T independent passes is sqrt(Var[one pass]/T), with T, not "
+                    "T - 1 (the T - 1 belongs to the estimate of the variance from the passes)"),
     ]
     for wrong, message in mistakes:
         if answer == wrong:
