@@ -870,3 +870,11 @@ def test_student_copy_turns_myst_labels_and_roles_into_plain_markdown():
         "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
     text = "".join(student_notebook(nb)["cells"][0]["source"])
     assert text == "# Title\nSee the chapter, ../chapters/01, fig-a."
+
+
+@pytest.mark.parametrize("left_out, hint", [("variance", "left out the variance of ŷ"),
+                                            ("squared_bias", "left out the squared bias")])
+def test_check_naive_predictor_names_a_term_left_out_of_the_error(left_out, hint):
+    truth = {"squared_bias": 0.2**2 * 2.0**2, "variance": 0.2 * 0.8 * 14.0}
+    answer = {**truth, "expected_squared_error": sum(v for k, v in truth.items() if k != left_out) + 0.25}
+    assert_fails(check_naive_predictor_terms, lambda: answer, hint)

@@ -457,6 +457,9 @@ def check_naive_predictor_terms(fn, *, w=(1.0, -2.0, 0.5), x=(3.0, 1.0, 2.0), p=
         ],
         "expected_squared_error": [
             (truth["squared_bias"] + truth["variance"], "you left out the irreducible noise σ²"),
+            (truth["squared_bias"] + noise_variance, "you left out the variance of ŷ: E[(ŷ − y)²] = bias² + Var[ŷ] + σ²"),
+            (truth["variance"] + noise_variance, "you left out the squared bias: the naive predictor is biased, "
+                                                 "E[(ŷ − y)²] = bias² + Var[ŷ] + σ²"),
         ],
     }
     _check_numbers(answer, truth, keys, mistakes, retry="recompute it from the decomposition")
