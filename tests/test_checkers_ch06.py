@@ -378,11 +378,27 @@ def _recalibrate_then(change):
     return answer
 
 
-def test_recalibration_must_leave_eps_alone():
-    def bigger_eps(norms):
-        for m in norms:
-            m.eps = 1e-3
-    assert_fails(check_recalibration, _recalibrate_then(bigger_eps), "eps, affine, track_running_stats", "only the running")
+def _bigger_eps(norms):
+    for m in norms:
+        m.eps = 1e-3
+
+
+def _hook_left(norms):  # a statistics hook registered and never removed
+    norms[0].register_forward_hook(lambda module, args, out: None)
+
+
+def _no_gradients(norms):  # requires_grad switched off instead of torch.no_grad()
+    for m in norms:
+        m.weight.requires_grad_(False)
+
+
+@pytest.mark.parametrize("change, hint", [
+    (_bigger_eps, "eps, affine, track_running_stats"),
+    (_hook_left, "left hooks registered"),
+    (_no_gradients, "changed requires_grad"),
+])
+def test_recalibration_must_leave_the_rest_alone(change, hint):
+    assert_fails(check_recalibration, _recalibrate_then(change), hint)
 
 
 class _LayersNet(nn.Module):

@@ -290,3 +290,17 @@ def test_padded_seed_rate_simplified_solution_passes(capsys):
         (solution,) = sp.solve(sp.Eq(1 - (1 - gamma_) ** (b**2), p), gamma_)
         return sp.simplify(sp.powsimp(solution))
     assert_passes(capsys, check_padded_seed_rate, simplified)
+
+
+def test_seed_rate_bisection_in_float32_is_told_to_use_float64():
+    def in_float32(p_, height, width, block):
+        counts = db.coverage_counts(height, width, block).float()
+        low, high = 0.0, 1.0
+        for _ in range(60):
+            middle = (low + high) / 2
+            if (1 - (1 - middle) ** counts).mean().item() < p_:
+                low = middle
+            else:
+                high = middle
+        return torch.tensor((low + high) / 2)
+    assert_fails(check_seed_rate, in_float32, "close, but", "float64")

@@ -263,6 +263,10 @@ def _recalibrated(net, reference) -> bool:
     return True
 
 
+def _hook_counts(module: nn.Module) -> tuple[int, int]:
+    return len(module._forward_hooks), len(module._forward_pre_hooks)
+
+
 def _mixed_setup(net: nn.Module, g: torch.Generator) -> None:
     """Give every module its own training flag (the model and its dropout disagree, the BatchNorm
     layers too) and every BatchNorm layer a momentum other than the default, some None."""
@@ -290,7 +294,8 @@ def check_recalibration(fn) -> None:
     are compared with :func:`~dropoutbook.recalibrate_batchnorm` (2 % of the variance and 3 % of a
     standard deviation in the mean: the exact pooled statistics pass too), and the usual mistakes
     are named: dropout on during the pass, the default momentum kept, statistics not reset,
-    BatchNorm not in training mode, modes or momenta not restored.
+    BatchNorm not in training mode, modes or momenta not restored, a layer left with its old
+    statistics, hooks left registered, ``requires_grad`` changed.
     """
     what = "your recalibration"
     with torch.random.fork_rng(devices=[]):
@@ -309,6 +314,8 @@ def _check_recalibration(fn, what: str) -> str:
         momenta = {name: m.momentum for name, m in net.named_modules() if isinstance(m, _BatchNorm)}
         settings = {name: (m.eps, m.affine, m.track_running_stats) for name, m in net.named_modules()
                     if isinstance(m, _BatchNorm)}
+        hooks = {name: _hook_counts(m) for name, m in net.named_modules()}
+        grads = [t.requires_grad for t in net.parameters()]
         params = [p.detach().clone() for p in net.parameters()]
         call_student(fn, net, batches, what=what)
         after = {name: m.training for name, m in net.named_modules()}
@@ -335,12 +342,26 @@ def _check_recalibration(fn, what: str) -> str:
                 raise CheckFailed(f"BatchNorm layer {name} has (eps, affine, track_running_stats) = "
                                   f"{(m.eps, m.affine, m.track_running_stats)} afterwards, but had {settings[name]}: "
                                   "recalibration changes only the running statistics")
+        if {name: _hook_counts(m) for name, m in net.named_modules()} != hooks:
+            raise CheckFailed("your function left hooks registered on the model (or removed some): remove every hook "
+                              "you register (handle.remove()), also when the pass fails")
+        if [t.requires_grad for t in net.parameters()] != grads:
+            raise CheckFailed("your function changed requires_grad of the parameters: use torch.no_grad() for the "
+                              "pass instead, which leaves the parameters as they were")
         if _recalibrated(net, reference):
             continue
         if _close(net, original):
             raise CheckFailed("the running statistics did not change (the layer behind dropout, '5', still has its "
                               "shifted ones): BatchNorm layers update them only in training mode, so put every "
                               "BatchNorm layer (and only them) in train mode for the pass")
+        norms = [(n, m) for n, m in net.named_modules() if isinstance(m, _BatchNorm)]
+        stale = [name for (name, m), (m0, v0), (_, v_ref) in zip(norms, _stats(original), _stats(reference))
+                 if torch.equal(m.running_mean, m0) and torch.equal(m.running_var, v0)
+                 and ((v0 / v_ref) - 1).abs().max().item() > _VAR_TOL]  # unchanged, and wrong
+        if stale:
+            raise CheckFailed(f"the BatchNorm layer(s) {stale} kept their old running statistics: recompute the "
+                              "statistics of every BatchNorm layer: reset each one and put every BatchNorm layer (and "
+                              "only them) in train mode for the pass")
         if all(torch.equal(v, torch.ones_like(v)) and torch.equal(m, torch.zeros_like(m)) for m, v in _stats(net)):
             raise CheckFailed("the running statistics were reset but not estimated again (mean 0, variance 1): "
                               "BatchNorm layers update them only in training mode, so put the BatchNorm layers "

@@ -140,6 +140,9 @@ def check_seed_rate(fn) -> None:
         for value, message in known:
             if math.isclose(gamma, value, rel_tol=1e-6):
                 raise CheckFailed(f"{where}: {message}")
+        if abs(achieved - p) <= 1e-5:
+            raise CheckFailed(f"{where}: close, but D(γ) must equal p within 1e-7. Bisect in float64 "
+                              "(db.coverage_counts(...).double(), Python floats) and halve the interval 50 times or more")
         direction = "too small" if achieved < p else "too large"
         raise CheckFailed(f"{where}, not p: γ is {direction} (the right one is {seed_rate(p, height, width, b):.6g})")
     passed(f"D(γ) = p on {len(_RATE_CASES) + 3} maps, e.g. γ = {seed_rate(0.1, 14, 14, 7):.6f} "
