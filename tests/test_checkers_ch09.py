@@ -289,3 +289,17 @@ def test_row_sum_variance_term_by_term_passes(capsys):
         return {"mean": sum(derivations.expectation(t, d) for t, d in zip(terms, dists)),
                 "variance": sum(derivations.variance(t, d) for t, d in zip(terms, dists))}
     assert_passes(capsys, check_row_sum_variance, term_by_term)
+
+
+def _scaled_by(scale_of):
+    def attention(q, k, v, p, training=True):
+        weights = torch.softmax(q @ k.transpose(-2, -1) / scale_of(q), dim=-1)
+        if training:
+            weights = weights * (torch.rand_like(weights) >= p) / (1 - p)
+        return weights @ v, weights
+    return attention
+
+
+@pytest.mark.parametrize("fn", [_scaled_by(lambda q: 2.0), _scaled_by(lambda q: math.sqrt(q.shape[1]))])
+def test_attention_scale_is_sqrt_of_the_feature_dimension(fn):
+    assert_fails(check_attention_with_dropout, fn, "the square root of d = q.shape[-1]")

@@ -59,7 +59,7 @@ def check_attention_with_dropout(fn, *, p: float = 0.3) -> None:
     by a query row, by a key column, by the two halves of the batch or by the weights (i, j) and
     (j, i)) and a new mask on every call; outputs keep the inputs' dtype; ``q``, ``k`` and ``v`` must
     not change. It runs with ``p`` and two rates drawn by the checker's own seeded generator, on
-    batches of two sizes.
+    batches of three sizes and three feature dimensions d (a hard-coded sqrt(4) fails).
     """
     p = check_probability(p, "p", allow_zero=False, allow_one=False)
     if math.isclose(p, 0.5):
@@ -67,14 +67,14 @@ def check_attention_with_dropout(fn, *, p: float = 0.3) -> None:
     rates = [p, *_drawn_rates([(0.1, 0.22), (0.36, 0.45)], seed=90)]  # never the default 0.3
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(9)
-        summaries = [_check_attention(fn, rate, b) for rate, b in zip(rates, (128, 96, 160))]
+        summaries = [_check_attention(fn, rate, b, d) for rate, b, d in zip(rates, (128, 96, 160), (4, 9, 6))]
     passed(summaries[0])
 
 
-def _check_attention(fn, p: float, b: int) -> str:
+def _check_attention(fn, p: float, b: int, d: int) -> str:
     what = "your attention"
     g = torch.Generator().manual_seed(b)
-    n, d = 8, 4
+    n = 8
     q, k, v = (torch.randn(b, n, d, generator=g, dtype=torch.float64) for _ in range(3))
     inputs = [t.clone() for t in (q, k, v)]
     shapes = ((b, n, d), (b, n, n))
@@ -89,6 +89,10 @@ def _check_attention(fn, p: float, b: int) -> str:
 
     out, w = call(False)
     if not torch.allclose(w, a, atol=1e-6):
+        if any(torch.allclose(w, torch.softmax(scores / math.sqrt(other), dim=-1), atol=1e-6) for other in (4, n)):
+            raise CheckFailed(f"for q and k of shape {tuple(q.shape)} your weights are softmax(q kᵀ / sqrt(4)) or "
+                              f"softmax(q kᵀ / sqrt(n)): divide by the square root of d = q.shape[-1] = {d}, "
+                              "the feature dimension, not by a fixed number or the sequence length")
         if torch.allclose(w, torch.softmax(scores, dim=-1), atol=1e-6):
             raise CheckFailed("the scores must be divided by sqrt(d) before the softmax (scaled dot-product attention)")
         if torch.allclose(w, torch.softmax(scores / math.sqrt(d), dim=-2), atol=1e-6):
