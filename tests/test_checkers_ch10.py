@@ -383,3 +383,11 @@ def test_local_reparameterization_flat_weights_dependent_noise_and_dtype(fn, hin
 @pytest.mark.parametrize("fn", [lambda la: reference_neg_kl(la.double()), lambda la: reference_neg_kl(la.float())])
 def test_neg_kl_keeps_the_dtype(fn):
     assert_fails(check_neg_kl_approx, fn, "keep the input's dtype")
+
+
+def test_gaussian_alpha_typed_next_to_a_computed_mean():
+    def answer():
+        m = sp.Symbol("m")
+        mask = {m: derivations.Bernoulli(1 - p_)}
+        return {"mean": derivations.expectation(m * h_ / (1 - p_), mask), "alpha": p_ / (1 - p_)}
+    assert_fails(check_gaussian_alpha, answer, "does not follow the mask distribution")
