@@ -373,3 +373,23 @@ def _halves(n, p):  # the same mask for the two halves of the batch
 ])
 def test_drop_path_dependent_draws_and_dtype(fn, hint):
     assert_fails(check_drop_path, fn, hint)
+
+
+_S = [1 - l / 12 * 0.5 for l in range(1, 13)]
+_E, _V = sum(_S), sum(s * (1 - s) for s in _S)
+
+
+@pytest.mark.parametrize("answer, hint", [
+    ({"expected_depth": _E, "variance": _V**0.5, "skipped_fraction": 1 - _E / 12}, "standard deviation"),
+    ({"expected_depth": _E, "variance": _V, "skipped_fraction": 12 - _E}, "number of skipped blocks"),
+    ({"expected_depth": _E, "variance": _V, "skipped_fraction": 100 * (1 - _E / 12)}, "percentage"),
+])
+def test_depth_more_named_mistakes(answer, hint):
+    assert_fails(check_depth_prediction, lambda: answer, hint)
+
+
+def test_block_keeps_the_dtype():
+    def float32_block(x, fx, survival, training=True):
+        b = float(torch.rand(()) < survival) if training else survival
+        return (x + b * fx).float()
+    assert_fails(check_block_test_time, float32_block, "returned dtype torch.float32")

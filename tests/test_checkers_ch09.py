@@ -303,3 +303,19 @@ def _scaled_by(scale_of):
 @pytest.mark.parametrize("fn", [_scaled_by(lambda q: 2.0), _scaled_by(lambda q: math.sqrt(q.shape[1]))])
 def test_attention_scale_is_sqrt_of_the_feature_dimension(fn):
     assert_fails(check_attention_with_dropout, fn, "the square root of d = q.shape[-1]")
+
+
+_SQ = 0.5**2 + 0.25**2 + 2 * 0.125**2
+
+
+@pytest.mark.parametrize("variance, uniform, hint", [
+    (0.1 * _SQ, 1 / 36, "forgets the scaling"),
+    ((_SQ / 9) ** 0.5, 1 / 36, "standard deviation"),
+    (1 + _SQ / 9, 1 / 36, "that is E[S²]"),
+    (9 * _SQ, 1 / 36, "keep probability"),
+    (_SQ / 9, 1 / (9 * 16), "not 1/n²"),
+    (_SQ / 9, (1 / 36) ** 0.5, "standard deviation"),
+])
+def test_prediction_more_named_mistakes(variance, uniform, hint):
+    assert_fails(check_row_sum_prediction, lambda: {"mean": 1.0, "variance": variance, "uniform_variance": uniform},
+                 hint)

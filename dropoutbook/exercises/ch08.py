@@ -265,12 +265,17 @@ def check_depth_prediction(fn, *, L: int = 12, p_L: float = 0.5) -> None:
                                         "have different p_l, and the variance is the sum of p_l(1 - p_l)"),
             (sum(s * s for s in survival), "the variance of one block is p_l(1 - p_l), not p_l²"),
             (truth["expected_depth"], "the variance of a sum of Bernoulli variables is Σ p_l(1 - p_l), not Σ p_l"),
+            (math.sqrt(truth["variance"]), "that is the standard deviation of D; the variance is its square, "
+                                           "Σ p_l(1 - p_l)"),
         ],
         "skipped_fraction": [
             ((1 - p_L) / 2, "(1 - p_L)/2 is the limit for many blocks; for L blocks it is (1 - p_L)(L + 1)/(2L)"),
             (1 - p_L, "1 - p_L is the drop probability of the LAST block; average the drop probabilities over all blocks"),
             (truth["expected_depth"] / L, "that is the fraction of branches that are computed, E[D]/L; "
                                           "the skipped fraction is 1 - E[D]/L"),
+            (L - truth["expected_depth"], "that is the expected number of skipped blocks, L - E[D]; the fraction "
+                                          "is 1 - E[D]/L"),
+            (100 * (1 - truth["expected_depth"] / L), "that is a percentage; return the fraction, 1 - E[D]/L"),
         ],
     }
     _check_numbers(answer, truth, keys, mistakes,
@@ -312,7 +317,10 @@ def _check_block_test_time(fn, s: float, shape: tuple) -> str:
     calls = 3000
     branch = []
     for _ in range(calls):
-        out = _as_output(call_student(fn, x, fx, s, training=True, what=what), x, what)
+        out = call_student(fn, x, fx, s, training=True, what=what)
+        if isinstance(out, torch.Tensor) and out.dtype != x.dtype:
+            raise CheckFailed(f"for x of dtype {x.dtype} {what} returned dtype {out.dtype}: keep the input's dtype")
+        out = _as_output(out, x, what)
         if not (torch.equal(x, inputs[0]) and torch.equal(fx, inputs[1])):
             raise CheckFailed("your block changed x or fx in place; return a new tensor instead")
         coef = (out - x) / fx

@@ -288,10 +288,18 @@ def check_row_sum_prediction(fn, *, weights=(0.5, 0.25, 0.125, 0.125), p: float 
             (p_value * (1 - p_value) * squares, "that is the variance without the 1/(1-p) scaling"),
             (p_value / (1 - p_value), "the variance is p/(1-p)·Σ a_j², not p/(1-p)"),
             (truth["uniform_variance"], "that is the variance of a uniform row; this row is peaked, use Σ a_j²"),
+            (p_value * squares, "p·Σ a_j² forgets the scaling: each term m_j a_j/(1-p) has variance "
+                                "p(1-p)·a_j²/(1-p)² = p/(1-p)·a_j²"),
+            (math.sqrt(truth["variance"]), "that is the standard deviation; the variance is its square"),
+            (1 + truth["variance"], "that is E[S²]; the variance is E[S²] − E[S]², and E[S] = 1"),
+            ((1 - p_value) / p_value * squares, "(1-p)/p treats p as the keep probability; p is the drop probability"),
         ],
         "uniform_variance": [
             (p_value / (1 - p_value), "for a uniform row Σ a_j² = n·(1/n)² = 1/n: the variance is p/((1-p) n)"),
             (p_value * (1 - p_value) / n, "that is missing the 1/(1-p) scaling: p/((1-p) n)"),
+            (p_value / ((1 - p_value) * n * n), "for a uniform row Σ a_j² = n·(1/n)² = 1/n, not 1/n²: the variance "
+                                                "is p/((1-p) n)"),
+            (math.sqrt(truth["uniform_variance"]), "that is the standard deviation; the variance is its square"),
         ],
     }
     _check_numbers(answer, truth, keys, mistakes,
