@@ -6,9 +6,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-NOTEBOOKS := $(wildcard chapters/*.ipynb) $(wildcard exercises/[0-9]*.ipynb)
+NOTEBOOKS := $(wildcard chapters/*.ipynb) $(wildcard exercises/[0-9]*.ipynb) course.ipynb
 
-.PHONY: install html test test-lib test-notebooks execute student bench clean
+.PHONY: install html test test-lib test-notebooks execute student nbgrader bench clean
 
 # Notebooks run in the book's numerical environment (dropoutbook/environment.py): the Jupyter
 # kernel 'dropoutbook', installed into .venv below, carries its variables (kernel instruction sets
@@ -46,6 +46,11 @@ execute: $(STAMP)
 
 student: $(STAMP)
 	$(PY) -m dropoutbook.exercises exercises exercises/student
+
+# nbgrader source versions of the exercise notebooks, one assignment per chapter (page "Using the
+# exercises in a course"); copy _build/nbgrader/source into a course directory.
+nbgrader: $(STAMP)
+	$(PY) -m dropoutbook.exercises --nbgrader exercises _build/nbgrader/source
 
 bench: $(STAMP)
 	for script in benchmarks/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done

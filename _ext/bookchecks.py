@@ -3,7 +3,8 @@
 * MathJax: the site serves MathJax 3 from the ``django-static-mathjax`` package (a pip-installed
   copy) instead of a CDN, so equations render on a machine without internet access.
 * Solutions: the ``### BEGIN SOLUTION`` / ``### END SOLUTION`` lines that mark an answer for the
-  student copies are removed from the rendered code.
+  student copies are removed from the rendered code, and so are the instructors' hidden tests
+  (``### BEGIN HIDDEN TESTS`` ... ``### END HIDDEN TESTS``).
 * Stored outputs: the book renders the outputs committed with each notebook (they are checked by
   nbval in the test suite). A code cell that was never executed, or that stored an error, is
   reported as a warning, which the strict build (``-W``) turns into a failure.
@@ -72,16 +73,25 @@ def _check_stored_outputs(app: Sphinx, env, docnames) -> None:
 
 
 SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
+HIDDEN_TESTS = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
 
 
 def _hide_solution_markers(app: Sphinx, doctree) -> None:
-    """Drop the authoring markers of exercise solutions from the rendered code (they stay in the notebooks)."""
+    """Drop the authoring markers of exercise solutions from the rendered code (they stay in the
+    notebooks), and the instructors' hidden tests with their markers (for graded copies only)."""
     for block in doctree.findall(nodes.literal_block):
         text = block.astext()
-        if any(marker in text for marker in SOLUTION_MARKERS):
-            kept = [line for line in text.splitlines() if line.strip() not in SOLUTION_MARKERS]
-            block.children = [nodes.Text("\n".join(kept))]
-            block.rawsource = "\n".join(kept)
+        if not any(marker in text for marker in SOLUTION_MARKERS + HIDDEN_TESTS):
+            continue
+        kept, hidden = [], False
+        for line in text.splitlines():
+            stripped = line.strip()
+            if stripped in HIDDEN_TESTS:
+                hidden = stripped == HIDDEN_TESTS[0]
+            elif not hidden and stripped not in SOLUTION_MARKERS:
+                kept.append(line)
+        block.children = [nodes.Text("\n".join(kept))]
+        block.rawsource = "\n".join(kept)
 
 
 def setup(app: Sphinx) -> dict:

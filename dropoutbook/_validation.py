@@ -24,6 +24,7 @@ __all__ = [
     "check_shape", "check_device", "check_generator", "as_tensor", "as_float_tensor", "like_input",
     "check_positive_int", "check_int_in_range", "check_positive_int_sequence", "check_edge_index",
     "check_symmetric_edges", "check_real_sequence",
+    "check_nonnegative", "check_positive", "check_real_vector", "check_positive_ints",
 ]
 
 _FLOATING = "a floating dtype (float16, bfloat16, float32 or float64)"
@@ -147,8 +148,10 @@ def check_bool(value, name: str) -> bool:
     return bool(value)
 
 
-def check_choice(value, name: str, choices: Sequence[str]):
-    """Check that ``value`` is one of ``choices`` (strings compared exactly)."""
+def check_choice(value, name: str, choices):
+    """Check that ``value`` is one of ``choices`` (strings compared exactly; a set is listed sorted)."""
+    if not isinstance(choices, Sequence):
+        choices = sorted(choices)
     if not isinstance(value, str) or value not in choices:
         quoted = [repr(c) for c in choices]
         listed = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
@@ -375,3 +378,35 @@ def check_real_sequence(value, name: str, *, min_length: int = 1, max_length: in
             raise ValueError(f"{name}[{i}] must be finite, got {v!r}")
         out.append(float(v))
     return tuple(out)
+
+
+# The numbers an instructor passes to the checkers of the exercises (chapter checkers, grading).
+
+
+def check_nonnegative(value, name: str) -> float:
+    """Return ``value`` as a float after checking it is a finite number >= 0 (a variance, points)."""
+    return check_real(value, name, minimum=0)
+
+
+def check_positive(value, name: str) -> float:
+    """Return ``value`` as a float after checking it is a finite number > 0 (a standard error, a time limit)."""
+    return check_real(value, name, positive=True)
+
+
+def check_real_vector(values, name: str, *, length: int | None = None, like: str | None = None) -> tuple[float, ...]:
+    """Return ``values`` as a tuple of floats: a non-empty sequence of finite numbers, of ``length``
+    entries when given (``like`` names the argument whose length it must match)."""
+    out = check_real_sequence(values, name)
+    if length is not None and len(out) != length:
+        if like is not None:
+            raise ValueError(f"{like} and {name} must have the same length, got {length} and {len(out)}")
+        raise ValueError(f"{name} must have {length} entries, got {len(out)}")
+    return out
+
+
+def check_positive_ints(values, name: str, *, min_length: int = 1) -> tuple[int, ...]:
+    """Return ``values`` as a tuple of ints >= 1 (layer widths), with at least ``min_length`` entries."""
+    out = tuple(check_positive_int_sequence(values, name))
+    if len(out) < min_length:
+        raise ValueError(f"{name} must have at least {min_length} entries, got {len(out)}")
+    return out

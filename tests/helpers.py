@@ -41,8 +41,9 @@ def starter(*args, **kwargs):
 
 
 def assert_passes(capsys, check, fn, *args):
-    """The checker accepts ``fn`` and prints exactly one line starting with "Correct:"."""
-    assert check(fn, *args) is None
+    """The checker accepts ``fn``, returns a passed result, and prints exactly one line starting with "Correct:"."""
+    result = check(fn, *args)
+    assert result.passed and result.points == result.max_points, result
     out = capsys.readouterr().out
     assert out.startswith("Correct:"), out
     assert out.count("\n") == 1  # one line

@@ -1,18 +1,22 @@
-"""Checker layer: every exercise checker passes the reference, fails the blank starter, and fails
-typical wrong answers with a message that says what is wrong. Also the student-copy generator.
+"""Checker layer of chapter 1: every checker passes the reference and correct answers written
+differently, fails the blank starter, and fails the typical wrong answers a student writes, each with
+the message that names its mistake. Also the shared checker helpers and the student-copy generator.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import json
+import re
 
 import numpy as np
 import pytest
 import sympy as sp
 import torch
 
-from dropoutbook import inverted_dropout, standard_dropout
+import dropoutbook as db
+from dropoutbook import derivations, inverted_dropout, standard_dropout
 from dropoutbook.exercises import (
     NAIVE_PREDICTOR_EXERCISE,
     CheckFailed,
@@ -33,7 +37,7 @@ def test_check_failed_is_an_assertion_error():
 
 
 # --------------------------------------------------------------------------------------------
-# implementations of inverted dropout: reference and typical mistakes
+# implement: inverted dropout. Correct answers, written in several ways
 
 
 def ref_dropout(x, p, training=True):
@@ -43,8 +47,35 @@ def ref_dropout(x, p, training=True):
     return x * keep / (1 - p)
 
 
-def ref_dropout_with_torch(x, p, training=True):
-    return torch.nn.functional.dropout(x, p, training=training)
+def bernoulli_dropout(x, p, training=True):
+    if not training:
+        return x
+    return x * torch.empty_like(x).bernoulli_(1 - p) / (1 - p)
+
+
+def where_dropout(x, p, training=True):
+    if training:
+        return torch.where(torch.rand(x.shape, dtype=x.dtype) < p, torch.zeros_like(x), x / (1 - p))
+    return x
+
+
+def flat_dropout(x, p, training=True):  # one mask for the flattened tensor, reshaped
+    if not training:
+        return x.clone()
+    mask = torch.rand(x.numel()).reshape(x.shape) > p
+    return x * mask.to(x.dtype) * (1.0 / (1.0 - p))
+
+
+@pytest.mark.parametrize("fn", [ref_dropout, bernoulli_dropout, where_dropout, flat_dropout])
+def test_check_inverted_dropout_passes_correct_answers(capsys, fn):
+    assert_passes(capsys, check_inverted_dropout, fn)
+
+
+def test_check_inverted_dropout_starter_not_written_yet():
+    assert_fails(check_inverted_dropout, starter, "not written yet", "NotImplementedError")
+
+
+# typical wrong answers
 
 
 def no_scaling(x, p, training=True):
@@ -59,6 +90,12 @@ def keep_with_p(x, p, training=True):  # drop and keep probabilities swapped
     return x * (torch.rand_like(x) < p).to(x.dtype) / (1 - p)
 
 
+def bernoulli_p(x, p, training=True):  # the mask written as Bernoulli(p): keeps with probability p
+    if not training:
+        return x.clone()
+    return x * torch.bernoulli(torch.full_like(x, p)) / (1 - p)
+
+
 def multiply_by_keep(x, p, training=True):
     if not training:
         return x.clone()
@@ -69,6 +106,64 @@ def divide_by_p(x, p, training=True):
     if not training:
         return x.clone()
     return x * (torch.rand_like(x) >= p).to(x.dtype) / p
+
+
+def hard_coded_rate(x, p, training=True):  # p = 0.3 typed in
+    if not training:
+        return x.clone()
+    return x * (torch.rand_like(x) >= 0.3).to(x.dtype) / 0.7
+
+
+def hard_coded_mask_rate(x, p, training=True):  # the right scale, but the mask uses 0.3
+    if not training:
+        return x.clone()
+    return x * (torch.rand_like(x) >= 0.3).to(x.dtype) / (1 - p)
+
+
+def shared_over_batch(x, p, training=True):  # one mask of the last dimension, shared by every row
+    if not training:
+        return x.clone()
+    keep = (torch.rand(x.shape[-1], dtype=x.dtype) >= p).to(x.dtype)
+    return x * keep / (1 - p)
+
+
+def one_draw_per_row(x, p, training=True):  # one decision per row, shared by its features
+    if not training:
+        return x.clone()
+    keep = (torch.rand(*x.shape[:-1], 1, dtype=x.dtype) >= p).to(x.dtype)
+    return x * keep / (1 - p)
+
+
+def one_draw_per_example(x, p, training=True):  # one decision per example of a batch, shared by its features
+    if not training:
+        return x.clone()
+    keep = (torch.rand(x.shape[0], *[1] * (x.ndim - 1), dtype=x.dtype) >= p).to(x.dtype)
+    return x * keep / (1 - p)
+
+
+def one_dimensional_only(x, p, training=True):  # works for a vector, breaks on a batch
+    if not training:
+        return x.clone()
+    keep = (torch.rand(len(x), dtype=x.dtype) >= p).to(x.dtype)
+    return x * keep / (1 - p)
+
+
+def with_functional_dropout(x, p, training=True):  # the forbidden shortcut
+    return torch.nn.functional.dropout(x, p, training=training)
+
+
+def with_dropout_module(x, p, training=True):  # the same shortcut, through nn.Dropout
+    layer = torch.nn.Dropout(p)
+    layer.train(training)
+    return layer(x)
+
+
+def with_torch_dropout(x, p, training=True):
+    return torch.dropout(x, p, training)
+
+
+def with_the_library(x, p, training=True):
+    return db.inverted_dropout(x, p, training=training)
 
 
 def in_place(x, p, training=True):
@@ -97,6 +192,12 @@ def random_scales(x, p, training=True):
     return x * keep * (1 + torch.rand_like(x)) if training else x.clone()
 
 
+def float64_mask(x, p, training=True):  # a float32 input comes back as float64
+    if not training:
+        return x.clone()
+    return x * (torch.rand(x.shape, dtype=torch.float64) >= p).double() / (1 - p)
+
+
 def returns_numpy(x, p, training=True):
     return ref_dropout(x, p, training).numpy()
 
@@ -115,27 +216,29 @@ def p_zero_not_identity(x, p, training=True):
     return ref_dropout(x, p, training)
 
 
-@pytest.mark.parametrize("fn", [ref_dropout, ref_dropout_with_torch, inverted_dropout])
-@pytest.mark.parametrize("p", [0.1, 0.3, 0.8])
-def test_check_inverted_dropout_passes_reference(capsys, fn, p):
-    assert_passes(capsys, check_inverted_dropout, fn, p)
-
-
-def test_check_inverted_dropout_starter_not_written_yet():
-    assert_fails(check_inverted_dropout, starter, "not written yet", "NotImplementedError")
-
-
 @pytest.mark.parametrize("fn, hints", [
     (no_scaling, ["divide by 1 - p", "(1-p)·x"]),
     (keep_with_p, ["probability 1 - p", "dropped with probability p"]),
+    (bernoulli_p, ["probability 1 - p", "dropped with probability p"]),
     (multiply_by_keep, ["multiplied by 1 - p", "divides them by 1 - p"]),
     (divide_by_p, ["divided by p", "keep probability 1 - p"]),
+    (hard_coded_rate, ["the same factor for p =", "hard-coded"]),
+    (hard_coded_mask_rate, ["does not change with p", "hard-coded"]),
+    (shared_over_batch, ["the same mask for every", "dimension 0", "torch.rand_like(x)"]),
+    (one_draw_per_row, ["one single draw", "one draw per element"]),
+    (one_draw_per_example, ["dimension 1", "one draw per element"]),
+    (one_dimensional_only, ["on an input of shape", "raised RuntimeError"]),
+    (with_functional_dropout, ["torch.nn.functional.dropout", "forbids"]),
+    (with_dropout_module, ["torch.nn.functional.dropout", "forbids"]),
+    (with_torch_dropout, ["torch.dropout", "forbids"]),
+    (with_the_library, ["dropoutbook.inverted_dropout", "forbids"]),
     (in_place, ["changed its input x in place"]),
     (same_mask_every_call, ["dropped exactly the same units", "new random mask"]),
     (scales_at_test_time, ["training=False", "should equal the input"]),
     (random_scales, ["different factors"]),
+    (float64_mask, ["dtype torch.float32", "got torch.float64"]),
     (returns_numpy, ["should return a torch.Tensor", "ndarray"]),
-    (returns_wrong_shape, ["input's shape (200000,)"]),
+    (returns_wrong_shape, ["input's shape"]),
     (crashes, ["raised RuntimeError"]),
     (p_zero_not_identity, ["p = 0"]),
 ], ids=lambda v: getattr(v, "__name__", "hints"))
@@ -143,64 +246,215 @@ def test_check_inverted_dropout_rejects_typical_mistakes(fn, hints):
     assert_fails(check_inverted_dropout, fn, *hints)
 
 
+# wrong answers whose masks have the right marginals but reuse their draws, or that cut the gradient
+
+
+def same_mask_for_two_halves(x, p, training=True):  # the second half of the batch repeats the first
+    if not training:
+        return x.clone()
+    half = torch.rand((x.shape[0] // 2,) + x.shape[1:], dtype=x.dtype) >= p
+    mask = torch.cat([half, half]) if x.shape[0] % 2 == 0 else torch.rand_like(x) >= p
+    return x * mask / (1 - p)
+
+
+def interleaved_mask(x, p, training=True):  # each draw used for two neighbouring elements
+    if not training:
+        return x.clone()
+    mask = (torch.rand(x.numel() // 2, dtype=x.dtype) >= p).repeat_interleave(2)
+    return x * mask.reshape(x.shape) / (1 - p)
+
+
+def antithetic_mask(x, p, training=True):  # u for one half, 1 - u for the other: right marginals, dependent
+    if not training:
+        return x.clone()
+    u = torch.rand(x.numel() // 2, dtype=x.dtype)
+    return x * (torch.cat([u, 1 - u]) >= p).reshape(x.shape) / (1 - p)
+
+
+def without_gradient(x, p, training=True):
+    if not training:
+        return x.clone()
+    with torch.no_grad():
+        return x * (torch.rand_like(x) >= p) / (1 - p)
+
+
+def through_numpy(x, p, training=True):
+    if not training:
+        return x.clone()
+    a = x.detach().numpy()
+    return torch.from_numpy(a * (np.random.default_rng().random(a.shape) >= p) / (1 - p)).to(x.dtype)
+
+
+def mask_depends_on_x(x, p, training=True):  # the right values, but the mask is built from x with a gradient
+    if not training:
+        return x.clone()
+    keep = (torch.rand_like(x) >= p).to(x.dtype)
+    return x * keep / (1 - p) + (x - x.detach()) * keep
+
+
+@pytest.mark.parametrize(("fn", "hints"), [
+    (same_mask_for_two_halves, ["not independent", "the same mask for two halves"]),
+    (interleaved_mask, ["not independent", "1 apart", "interleaved"]),
+    (antithetic_mask, ["not independent", "u and 1 - u"]),
+    (without_gradient, ["no gradient back to x", "torch.no_grad()"]),
+    (through_numpy, ["no gradient back to x", "NumPy"]),
+    (mask_depends_on_x, ["gradient of your output", "1/(1-p)"]),
+], ids=lambda v: getattr(v, "__name__", "hints"))
+def test_check_inverted_dropout_rejects_dependent_draws_and_a_cut_gradient(fn, hints):
+    assert_fails(check_inverted_dropout, fn, *hints)
+    assert_fails(check_test_time_scaling, fn, *hints)
+
+
+def returns_x_itself_in_eval(x, p, training=True):  # torch's own dropout does this: allowed
+    if not training or p == 0:
+        return x
+    return x.masked_fill(torch.rand_like(x) < p, 0) / (1 - p)
+
+
+def test_check_inverted_dropout_accepts_x_itself_in_eval(capsys):
+    assert_passes(capsys, check_inverted_dropout, returns_x_itself_in_eval)
+
+
 def test_check_inverted_dropout_reports_swapped_probability_with_the_actual_fraction():
-    message = assert_fails(check_inverted_dropout, keep_with_p, "with p = 0.3")
-    assert "70." in message  # about 70% zeros
+    message = assert_fails(check_inverted_dropout, keep_with_p, "with p = ")
+    p = float(message.split("with p = ")[1].split(":")[0])
+    shown = float(message.split("%")[0]) / 100
+    assert abs(shown - (1 - p)) < 0.01  # the fraction of zeros that the swapped mask gives
 
 
-@pytest.mark.parametrize("p", [0.0, 1.0, 0.5, -0.2, 1.3])
-def test_check_inverted_dropout_rejects_unusable_p(p):
-    with pytest.raises(ValueError, match=r"^p must be in \(0, 1\) and not 0.5"):
-        check_inverted_dropout(ref_dropout, p)
+def test_check_inverted_dropout_restores_the_forbidden_functions_also_on_failure():
+    before = (torch.nn.functional.dropout, torch.dropout, db.inverted_dropout, db.masks.inverted_dropout)
+    assert_fails(check_inverted_dropout, with_functional_dropout, "forbids")
+    assert_fails(check_inverted_dropout, crashes, "raised")
+    assert (torch.nn.functional.dropout, torch.dropout, db.inverted_dropout, db.masks.inverted_dropout) == before
+    x = torch.ones(1000)
+    assert (torch.nn.functional.dropout(x, 0.5) == 0).any()  # really the original again
+
+
+def test_check_inverted_dropout_draws_its_rates_reproducibly():
+    first = assert_fails(check_inverted_dropout, hard_coded_rate)
+    second = assert_fails(check_inverted_dropout, hard_coded_rate)
+    assert first == second
+    rates = [float(r) for r in re.findall(r"p = (0\.\d+)", first)]
+    assert len(rates) >= 2 and all(r not in (0.3, 0.5) for r in rates)
 
 
 # --------------------------------------------------------------------------------------------
-# derive: Var of inverted dropout
+# derive: E and Var of an inverted-dropout unit, for the mask distribution the checker passes
+
+P, H = derivations.drop_rate, derivations.activation
 
 
-P, H = sp.symbols("p h")  # what a student typically writes: symbols without assumptions
+def ref_moments(mask):
+    m = sp.Symbol("m")
+    unit = m * H / (1 - P)
+    mean = derivations.expectation(unit, {m: mask})
+    return {"mean": mean, "variance": sp.simplify(derivations.expectation(unit**2, {m: mask}) - mean**2)}
 
 
-@pytest.mark.parametrize("answer", [
-    P * H**2 / (1 - P),
-    -P * H**2 / (P - 1),
-    H**2 / (1 - P) - H**2,                     # E[h~²] - E[h~]², not simplified
-    sp.Symbol("p", positive=True) * sp.Symbol("h", real=True) ** 2 / (1 - sp.Symbol("p", positive=True)),
-])
-def test_check_dropout_variance_passes_reference(capsys, answer):
-    assert_passes(capsys, check_dropout_variance, lambda: answer)
+def moments_with_variance_function(mask):
+    m = sp.Symbol("m", nonnegative=True)
+    p, h = sp.symbols("p h")  # plain symbols, as a student may write them
+    unit = h * m / (1 - p)
+    return {"variance": derivations.variance(unit, {m: mask}), "mean": derivations.expectation(unit, {m: mask})}
 
 
-def test_check_dropout_variance_passes_derived_value(capsys):
-    from dropoutbook.derivations import dropout_unit_moments
-    assert_passes(capsys, check_dropout_variance, lambda: dropout_unit_moments("inverted").variance)
+def moments_by_enumeration(mask):
+    m = sp.Symbol("m")
+    unit = m * H / (1 - P)
+    first = derivations.expectation(unit, {m: mask}, method="enumerate")
+    second = derivations.expectation(unit**2, {m: mask}, method="enumerate")
+    return {"mean": sp.factor(first), "variance": sp.expand(second - first**2)}  # not simplified
+
+
+@pytest.mark.parametrize("fn", [ref_moments, moments_with_variance_function, moments_by_enumeration])
+def test_check_dropout_variance_passes_correct_derivations(capsys, fn):
+    assert_passes(capsys, check_dropout_variance, fn)
 
 
 def test_check_dropout_variance_starter_not_written_yet():
     assert_fails(check_dropout_variance, starter, "not written yet")
 
 
-@pytest.mark.parametrize("answer, hint", [
-    (P * (1 - P) * H**2, "standard dropout"),
-    (H**2 / (1 - P), "E[h~²]"),
-    ((1 - P) / P * H**2, "p is the drop probability"),
-    (P * H**2 / (1 - P) ** 2, "one factor 1-p cancels"),
-    (P * H**2, "missing the 1/(1-p) factor"),
-    (P**2 * H**2, "at p = 0.5, h = 1 your expression gives 0.25, but Var[h~] is 1 there"),
-    (P * sp.Symbol("x") ** 2 / (1 - P), "uses the symbols ['x']"),
-    ("p*h**2/(1-p)", "got str"),
-    (None, "got NoneType"),
-    (0.5, "your expression gives 0.5"),
-])
-def test_check_dropout_variance_rejects_typical_mistakes(answer, hint):
-    assert_fails(check_dropout_variance, lambda: answer, hint)
+def typed(mean, variance):
+    return lambda mask: {"mean": mean, "variance": variance}
 
 
-@pytest.mark.parametrize("answer", [sp.true, sp.Eq(P * H**2 / (1 - P), H), P * H**2 / (1 - P) > 0],
-                         ids=["true", "Eq", "inequality"])
-def test_check_dropout_variance_reports_non_expression_sympy_objects(answer):
-    # A checker says what is wrong; it must not crash with sympy's internal TypeError.
-    assert_fails(check_dropout_variance, lambda: answer, "not an equation or a truth value")
+def fixed_distribution(mask):  # computed, but with its own distribution instead of the argument
+    return ref_moments(derivations.Bernoulli(1 - P))
+
+
+def swapped_mask(mask):  # m ~ Bernoulli(p): keeps a unit with probability p
+    return ref_moments(derivations.Bernoulli(P))
+
+
+def standard_unit(mask):  # no scaling
+    m = sp.Symbol("m")
+    mean = derivations.expectation(m * H, {m: mask})
+    return {"mean": mean, "variance": derivations.expectation((m * H) ** 2, {m: mask}) - mean**2}
+
+
+def second_moment_only(mask):
+    m = sp.Symbol("m")
+    unit = m * H / (1 - P)
+    return {"mean": derivations.expectation(unit, {m: mask}), "variance": derivations.expectation(unit**2, {m: mask})}
+
+
+def sign_error(mask):
+    m = sp.Symbol("m")
+    unit = m * H / (1 - P)
+    mean = derivations.expectation(unit, {m: mask})
+    return {"mean": mean, "variance": derivations.expectation(unit**2, {m: mask}) + mean**2}
+
+
+def scaled_by_keep_of_mask(mask):  # divides by the keep probability of the passed distribution
+    m = sp.Symbol("m")
+    unit = m * H / mask.keep
+    mean = derivations.expectation(unit, {m: mask})
+    return {"mean": mean, "variance": derivations.expectation(unit**2, {m: mask}) - mean**2}
+
+
+def old_api_variance_only(mask):
+    return ref_moments(mask)["variance"]
+
+
+@pytest.mark.parametrize("fn, hints", [
+    (typed(H, P * H**2 / (1 - P)), ["typed in", "the argument mask"]),
+    (typed(H, sp.sympify("p*h**2/(1-p)")), ["typed in"]),
+    (fixed_distribution, ["typed in", "computed with a fixed distribution", "{m: mask}"]),
+    (swapped_mask, ["mean", "p·h/(1-p)", "Bernoulli(p)"]),
+    (standard_unit, ["mean", "(1-p)·h", "divide by 1 - p"]),
+    (second_moment_only, ["variance", "E[h~²] only", "E[h~]²"]),
+    (sign_error, ["variance", "E[h~²] − E[h~]²"]),
+    (scaled_by_keep_of_mask, ["keep probability of mask", "m·h/(1-p)"]),
+    (typed(H, P * (1 - P) * H**2), ["variance", "standard dropout"]),
+    (typed(H, (1 - P) / P * H**2), ["variance", "p is the drop probability"]),
+    (typed(H, P * H**2 / (1 - P) ** 2), ["variance", "one factor 1-p cancels"]),
+    (typed(H, P**2 * H**2), ["variance", "your expression gives 0.25", "is 1 there"]),
+    (typed(H, 0.4286 * H**2), ["variance", "your expression gives"]),
+    (typed(H, P * sp.Symbol("x") ** 2 / (1 - P)), ["uses the symbols ['x']"]),
+    (typed(H, "p*h**2/(1-p)"), ["got str"]),
+    (old_api_variance_only, ["should return a dict", "'mean'", "'variance'"]),
+    (lambda mask: {"mean": H, "var": P}, ["exactly the keys ['mean', 'variance']"]),
+    (typed(sp.true, H), ["not an equation or a truth value"]),
+    (typed(H, sp.Eq(H, P)), ["not an equation or a truth value"]),
+], ids=["typed", "typed-parsed", "fixed-distribution", "swapped", "standard", "second-moment", "sign",
+        "scaled-by-keep", "standard-variance", "keep-convention", "extra-factor", "other", "float",
+        "unknown-symbol", "str", "variance-only", "wrong-keys", "true", "Eq"])
+def test_check_dropout_variance_rejects_typical_mistakes(fn, hints):
+    assert_fails(check_dropout_variance, fn, *hints)
+
+
+def test_check_dropout_variance_passes_a_bernoulli_mask_distribution_first():
+    seen = []
+
+    def spy(mask):
+        seen.append(mask)
+        return ref_moments(mask)
+
+    check_dropout_variance(spy)
+    assert seen[0] == derivations.Bernoulli(1 - P)
+    assert len(seen) >= 2 and all(isinstance(d, derivations.Bernoulli) for d in seen)
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,8 +488,32 @@ def fix_inconsistent(x, p, training=True):
     return 2 * x
 
 
-@pytest.mark.parametrize("fn", [ref_dropout, inverted_dropout])
-def test_check_test_time_scaling_passes_reference(capsys, fn):
+def fix_divides_at_test_time(x, p, training=True):  # "undoes" the scaling the wrong way round
+    if training:
+        return x * (torch.rand_like(x) >= p).to(x.dtype) / (1 - p)
+    return x / (1 - p)
+
+
+def fix_with_hard_coded_rate(x, p, training=True):
+    if training:
+        return x * (torch.rand_like(x) >= 0.3).to(x.dtype) / 0.7
+    return x.clone()
+
+
+def fix_shared_over_batch(x, p, training=True):
+    if training:
+        return x * (torch.rand(x.shape[-1], dtype=x.dtype) >= p).to(x.dtype) / (1 - p)
+    return x.clone()
+
+
+def fix_returning_input(x, p, training=True):  # correct: the test-time output may be x itself
+    if training:
+        return torch.where(torch.rand_like(x) >= p, x / (1 - p), torch.zeros_like(x))
+    return x
+
+
+@pytest.mark.parametrize("fn", [ref_dropout, fix_returning_input, inverted_dropout])
+def test_check_test_time_scaling_passes_correct_answers(capsys, fn):
     assert_passes(capsys, check_test_time_scaling, fn)
 
 
@@ -243,25 +521,18 @@ def test_check_test_time_scaling_starter_not_written_yet():
     assert_fails(check_test_time_scaling, starter, "not written yet")
 
 
-def test_check_test_time_scaling_rejects_the_original_bug():
-    assert_fails(check_test_time_scaling, buggy_original, "(1-p)·x", "the test-time scaling by 1-p must go",
-                 "already divided by 1-p in training")
-
-
-def test_check_test_time_scaling_rejects_removing_the_training_scale():
-    # Train and test now agree ((1-p)·x both): that is standard dropout, and the checker names it.
-    assert_fails(check_test_time_scaling, fix_removes_training_scale, "this is standard dropout",
-                 "make the test-time output equal to x")
-    assert_fails(check_test_time_scaling, standard_dropout, "this is standard dropout")
-
-
-def test_check_test_time_scaling_rejects_removing_both_scales():
-    assert_fails(check_test_time_scaling, fix_removes_both, "you removed the training-time scaling",
-                 "remove the test-time factor instead")
-
-
-def test_check_test_time_scaling_rejects_inconsistent_train_and_test():
-    assert_fails(check_test_time_scaling, fix_inconsistent, "must agree in expectation")
+@pytest.mark.parametrize("fn, hints", [
+    (buggy_original, ["(1-p)·x", "the test-time scaling by 1-p must go", "already divided by 1-p in training"]),
+    (fix_removes_training_scale, ["this is standard dropout", "make the test-time output equal to x"]),
+    (standard_dropout, ["this is standard dropout"]),
+    (fix_removes_both, ["you removed the training-time scaling", "remove the test-time factor instead"]),
+    (fix_inconsistent, ["must agree in expectation"]),
+    (fix_divides_at_test_time, ["x/(1-p)", "must agree in expectation"]),
+    (fix_with_hard_coded_rate, ["hard-coded"]),
+    (fix_shared_over_batch, ["the same mask for every", "dimension 0"]),
+], ids=lambda v: getattr(v, "__name__", "hints"))
+def test_check_test_time_scaling_rejects_typical_mistakes(fn, hints):
+    assert_fails(check_test_time_scaling, fn, *hints)
 
 
 def test_check_test_time_scaling_messages_differ():
@@ -272,17 +543,16 @@ def test_check_test_time_scaling_messages_differ():
 
 
 # --------------------------------------------------------------------------------------------
-# predict: the naive predictor's error terms (stated closed forms at the exercise's numbers)
+# predict: the naive predictor's error terms (closed forms stated by hand, at the exercise's numbers)
 
 
-def stated_terms():
-    ex = NAIVE_PREDICTOR_EXERCISE
-    w, xs, p, s2 = ex["w"], ex["x"], ex["p"], ex["noise_variance"]
-    wx = sum(a * b for a, b in zip(w, xs))
-    sum_sq = sum((a * b) ** 2 for a, b in zip(w, xs))
+def stated_terms(w=NAIVE_PREDICTOR_EXERCISE["w"], x=NAIVE_PREDICTOR_EXERCISE["x"],
+                 p=NAIVE_PREDICTOR_EXERCISE["p"], noise_variance=NAIVE_PREDICTOR_EXERCISE["noise_variance"]):
+    wx = sum(a * b for a, b in zip(w, x))
+    sum_sq = sum((a * b) ** 2 for a, b in zip(w, x))
     bias2 = p**2 * wx**2
     var = p * (1 - p) * sum_sq
-    return {"squared_bias": bias2, "variance": var, "expected_squared_error": bias2 + var + s2}, wx, sum_sq
+    return {"squared_bias": bias2, "variance": var, "expected_squared_error": bias2 + var + noise_variance}, wx, sum_sq
 
 
 def test_check_naive_predictor_passes_reference(capsys):
@@ -290,9 +560,31 @@ def test_check_naive_predictor_passes_reference(capsys):
     assert_passes(capsys, check_naive_predictor_terms, lambda: dict(truth))
 
 
-def test_check_naive_predictor_accepts_numpy_floats_and_ints(capsys):
+@pytest.mark.parametrize("convert", [np.float64, np.float32, torch.tensor, lambda v: torch.tensor(v, dtype=torch.float32),
+                                     lambda v: np.array(v), lambda v: sp.Float(v), lambda v: sp.nsimplify(v)],
+                         ids=["np.float64", "np.float32", "tensor", "float32-tensor", "0-d-array", "sympy-float",
+                              "sympy-rational"])
+def test_check_naive_predictor_accepts_any_real_number_type(capsys, convert):
     truth, _, _ = stated_terms()
-    assert_passes(capsys, check_naive_predictor_terms, lambda: {k: np.float64(v) for k, v in truth.items()})
+    assert_passes(capsys, check_naive_predictor_terms, lambda: {k: convert(v) for k, v in truth.items()})
+
+
+def test_check_naive_predictor_takes_the_instructors_numbers(capsys):
+    numbers = {"w": (0.5, 2.0, -1.0, 1.5), "x": (2.0, -1.0, 0.5, 1.0), "p": 0.35, "noise_variance": 0.1}
+    truth, _, _ = stated_terms(**numbers)
+    check = functools.partial(check_naive_predictor_terms, **numbers)
+    assert_passes(capsys, check, lambda: dict(truth))
+    default, _, _ = stated_terms()
+    assert_fails(check, lambda: dict(default), "is not right")
+
+
+def test_check_naive_predictor_validates_the_instructors_numbers():
+    with pytest.raises(ValueError, match="p must be in"):
+        check_naive_predictor_terms(lambda: {}, p=1.2)
+    with pytest.raises(ValueError, match="w and x"):
+        check_naive_predictor_terms(lambda: {}, w=(1.0, 2.0), x=(1.0,))
+    with pytest.raises(ValueError, match="noise_variance"):
+        check_naive_predictor_terms(lambda: {}, noise_variance=-1.0)
 
 
 def test_check_naive_predictor_starter_not_written_yet():
@@ -322,12 +614,19 @@ def _with(**changes):
     (_with(variance="var_inverted"), ["variance", "does not scale by 1/(1-p)"]),
     (_with(expected_squared_error="ese_no_noise"), ["expected_squared_error", "noise σ²"]),
     (_with(variance=1.0), ["variance = 1 is not right; recompute it"]),
-    (_with(variance="2.24"), ["variance should be a number, got str"]),
+    (_with(variance=float("nan")), ["variance is NaN"]),
+    (_with(variance=np.float64("inf")), ["variance is inf", "finite"]),
+    (_with(variance="2.24"), ["variance should be a number", "got the string '2.24'"]),
     (_with(squared_bias=True), ["squared_bias should be a number, got bool"]),
-    ({"squared_bias": 0.16, "variance": 2.24}, ["exactly the keys"]),
-    ([0.16, 2.24, 2.65], ["should be a dict"]),
-], ids=["bias-keep", "bias-p", "var-square-of-sum", "var-inverted", "no-noise", "other", "str", "bool",
-        "missing-key", "list"])
+    (_with(variance=None), ["variance should be a number, got NoneType"]),
+    (_with(variance=torch.tensor([2.24, 0.0])), ["variance should be one number", "shape (2,)"]),
+    (_with(variance=1 + 2j), ["variance should be a real number", "complex"]),
+    ({"squared_bias": 0.16, "variance": 2.24}, ["the keys ['squared_bias', 'variance', 'expected_squared_error']",
+                                                "missing ['expected_squared_error']"]),
+    ({**_with(), "bias": 0.4}, ["unexpected ['bias']"]),
+    ([0.16, 2.24, 2.65], ["should return a dict", "'squared_bias'", "'expected_squared_error'", "got list"]),
+], ids=["bias-keep", "bias-p", "var-square-of-sum", "var-inverted", "no-noise", "other", "nan", "inf", "str",
+        "bool", "none", "vector", "complex", "missing-key", "extra-key", "list"])
 def test_check_naive_predictor_rejects_typical_mistakes(answer, hints):
     assert_fails(check_naive_predictor_terms, lambda: answer, *hints)
 
@@ -501,8 +800,8 @@ def test_solution_code_passes_its_check(capsys):
     nb = solution_nb()
     exec(_text(nb["cells"][3]), namespace)
     exec("".join(nb["cells"][7]["source"]), namespace)
-    assert check_inverted_dropout(namespace["my_dropout"]) is None
-    assert check_naive_predictor_terms(namespace["my_prediction"]) is None
+    assert check_inverted_dropout(namespace["my_dropout"]).passed
+    assert check_naive_predictor_terms(namespace["my_prediction"]).passed
     assert capsys.readouterr().out.count("Correct:") == 2
 
 
@@ -571,3 +870,11 @@ def test_student_copy_turns_myst_labels_and_roles_into_plain_markdown():
         "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
     text = "".join(student_notebook(nb)["cells"][0]["source"])
     assert text == "# Title\nSee the chapter, ../chapters/01, fig-a."
+
+
+@pytest.mark.parametrize("left_out, hint", [("variance", "left out the variance of ŷ"),
+                                            ("squared_bias", "left out the squared bias")])
+def test_check_naive_predictor_names_a_term_left_out_of_the_error(left_out, hint):
+    truth = {"squared_bias": 0.2**2 * 2.0**2, "variance": 0.2 * 0.8 * 14.0}
+    answer = {**truth, "expected_squared_error": sum(v for k, v in truth.items() if k != left_out) + 0.25}
+    assert_fails(check_naive_predictor_terms, lambda: answer, hint)

@@ -1,15 +1,18 @@
 """Checkers of chapter 10, "Variational dropout and sparsification": the reference solution passes,
-the blank starter fails with "not written yet", and typical wrong answers fail with their hint."""
+the blank starter fails with "not written yet", typical wrong answers (written as a student would)
+fail with their specific hint, and correct answers written differently from the reference pass."""
 
 from __future__ import annotations
 
 import math
 
+import pytest
 import sympy as sp
 import torch
+from torch.nn import functional as F
 
 import dropoutbook as db
-from dropoutbook import derivations
+from dropoutbook import derivations, variational
 from dropoutbook.exercises import (
     check_gaussian_alpha,
     check_gaussian_dropout,
@@ -22,14 +25,17 @@ K1, K2, K3 = db.SPARSE_VD_K
 
 
 # --------------------------------------------------------------------------------------------
-# Gaussian dropout
+# exercise 1: Gaussian dropout (any shape; the library's gaussian_dropout is forbidden)
 
 
-def gaussian_with_variance(variance_of_p, multiplicative=True):
+def gaussian_with_variance(variance_of_p, multiplicative=True, noise_shape=None, rate=None, reseed=False):
     def fn(x, p, training=True):
+        p = p if rate is None else rate
         if not training or p == 0:
             return x.clone()
-        eps = torch.randn_like(x)
+        g = torch.Generator().manual_seed(0) if reseed else None
+        shape = x.shape if noise_shape is None else noise_shape(x)
+        eps = torch.randn(shape, generator=g, dtype=x.dtype)
         noise = math.sqrt(variance_of_p(p)) * eps
         return x * (1 + noise) if multiplicative else x + noise
     return fn
@@ -38,31 +44,54 @@ def gaussian_with_variance(variance_of_p, multiplicative=True):
 reference_gaussian = gaussian_with_variance(lambda p: p / (1 - p))
 
 
-def test_gaussian_dropout_reference_passes(capsys):
+def gaussian_by_normal(x, p, training=True):
+    if not training:
+        return x
+    return x * torch.normal(1.0, math.sqrt(p / (1 - p)), size=x.shape, dtype=x.dtype)
+
+
+def gaussian_in_place_on_a_copy(x, p, training=True):
+    out = x.clone()
+    if training and p > 0:
+        out.mul_(torch.empty_like(x).normal_(1.0, (p / (1 - p)) ** 0.5))
+    return out
+
+
+def no_eval(x, p, training=True):
+    return reference_gaussian(x, p, True) if p > 0 else x.clone()
+
+
+def in_place(x, p, training=True):
+    if not training:
+        return x
+    return x.mul_(1 + math.sqrt(p / (1 - p)) * torch.randn_like(x))
+
+
+@pytest.mark.parametrize("fn, hint", [
+    (gaussian_with_variance(lambda p: p), "alpha = p/(1-p)"),
+    (gaussian_with_variance(lambda p: (1 - p) / p), "keep probability"),
+    (gaussian_with_variance(lambda p: (p / (1 - p)) ** 2), "sqrt(alpha)"),
+    (gaussian_with_variance(lambda p: (p / (1 - p)) ** 0.5), "not alpha**0.25"),
+    (gaussian_with_variance(lambda p: p / (1 - p), multiplicative=False), "multiplicative"),
+    (gaussian_with_variance(lambda p: p / (1 - p), noise_shape=lambda x: x.shape[-1:]), "every row gets the same noise"),
+    (gaussian_with_variance(lambda p: p / (1 - p), noise_shape=lambda x: ()), "one noise value"),
+    (gaussian_with_variance(lambda p: p / (1 - p), rate=0.3), "not the p it receives"),
+    (gaussian_with_variance(lambda p: p / (1 - p), reseed=True), "two calls returned the same output"),
+    (lambda x, p, training=True: db.inverted_dropout(x, p, training=training), "Bernoulli dropout"),
+    (no_eval, "training=False"),
+    (in_place, "in place"),
+    (lambda x, p, training=True: db.gaussian_dropout(x, p, training=training), "forbids"),
+    (lambda x, p, training=True: variational.gaussian_dropout(x, p, training=training), "dropoutbook.gaussian_dropout"),
+])
+def test_gaussian_dropout_wrong_answers(fn, hint):
+    assert_fails(check_gaussian_dropout, fn, hint)
+
+
+def test_gaussian_dropout_correct_answers(capsys):
     assert_passes(capsys, check_gaussian_dropout, reference_gaussian)
-    assert_passes(capsys, check_gaussian_dropout, lambda x, p, training=True: db.gaussian_dropout(x, p, training=training))
-
-
-def test_gaussian_dropout_starter_fails():
+    assert_passes(capsys, check_gaussian_dropout, gaussian_by_normal)
+    assert_passes(capsys, check_gaussian_dropout, gaussian_in_place_on_a_copy)
     assert_fails(check_gaussian_dropout, starter, "not written yet")
-
-
-def test_gaussian_dropout_wrong_answers_fail_with_their_hint():
-    assert_fails(check_gaussian_dropout, gaussian_with_variance(lambda p: p), "alpha = p/(1-p)")
-    assert_fails(check_gaussian_dropout, gaussian_with_variance(lambda p: (1 - p) / p), "keep probability")
-    assert_fails(check_gaussian_dropout, gaussian_with_variance(lambda p: (p / (1 - p)) ** 2), "sqrt(alpha)")
-    assert_fails(check_gaussian_dropout, gaussian_with_variance(lambda p: p / (1 - p), multiplicative=False),
-                 "multiplicative")
-    assert_fails(check_gaussian_dropout, lambda x, p, training=True: db.inverted_dropout(x, p, training=training),
-                 "Bernoulli dropout")
-
-    def no_eval(x, p, training=True):
-        return reference_gaussian(x, p, True) if p > 0 else x.clone()
-    assert_fails(check_gaussian_dropout, no_eval, "training=False")
-
-    def in_place(x, p, training=True):
-        return x.mul_(1 + math.sqrt(p / (1 - p)) * torch.randn_like(x))
-    assert_fails(check_gaussian_dropout, in_place, "in place")
 
 
 def test_gaussian_dropout_checker_keeps_the_callers_rng():
@@ -74,41 +103,76 @@ def test_gaussian_dropout_checker_keeps_the_callers_rng():
 
 
 # --------------------------------------------------------------------------------------------
-# alpha by sympy
+# exercise 2: the mean and alpha by sympy (computed, not typed)
+
+p_ = derivations.drop_rate
+h_ = derivations.activation
 
 
-def reference_alpha():
-    m, eps = sp.Symbol("m"), sp.Symbol("eps", real=True)
-    p, h, alpha = derivations.drop_rate, derivations.activation, derivations.gaussian_noise_variance
-    bern = {m: derivations.Bernoulli(1 - p)}
-    gauss = {eps: derivations.ZeroMeanNoise(1)}
-    v_bern = derivations.variance(m * h / (1 - p), bern)
-    v_gauss = derivations.variance((1 + sp.sqrt(alpha) * eps) * h, gauss)
-    return sp.solve(sp.Eq(v_gauss, v_bern), alpha)[0]
+def derived(keep=1 - p_, scale=1 / (1 - p_), second_moment_only=False):
+    def derive():
+        m, eps = sp.Symbol("m"), sp.Symbol("eps", real=True)
+        alpha = derivations.gaussian_noise_variance
+        bern = {m: derivations.Bernoulli(keep)}
+        h_tilde = m * h_ * scale
+        if second_moment_only:
+            v_bern = derivations.expectation(h_tilde**2, bern)
+        else:
+            v_bern = derivations.variance(h_tilde, bern)
+        v_gauss = derivations.variance((1 + sp.sqrt(alpha) * eps) * h_, {eps: derivations.ZeroMeanNoise(1)})
+        (solution,) = sp.solve(sp.Eq(v_gauss, v_bern), alpha)
+        return {"mean": derivations.expectation(h_tilde, bern), "alpha": solution}
+    return derive
 
 
-def test_gaussian_alpha_reference_passes(capsys):
-    assert_passes(capsys, check_gaussian_alpha, reference_alpha)
+def by_expectations():  # E[h~^2] - E[h~]^2 by hand, own symbols, alpha solved with solveset
+    p, h, m, a = sp.Symbol("p"), sp.Symbol("h"), sp.Symbol("b"), sp.Symbol("a", positive=True)
+    dist = {m: derivations.Bernoulli(1 - p)}
+    mean = derivations.expectation(m * h / (1 - p), dist)
+    var = derivations.expectation((m * h / (1 - p)) ** 2, dist) - mean**2
+    (alpha,) = sp.solve(a * h**2 - var, a)
+    return {"alpha": sp.factor(alpha), "mean": mean}
 
 
-def test_gaussian_alpha_starter_fails():
+@pytest.mark.parametrize("answer, hint", [
+    (derived(keep=p_), "Bernoulli(p)"),  # the right alpha, but the mask keeps with probability p
+    (derived(scale=1), "divides by 1 - p"),
+    (derived(second_moment_only=True), "subtract the squared mean"),
+    (lambda: {"mean": h_, "alpha": p_ / (1 - p_)}, "typed"),
+    (lambda: {"mean": h_, "alpha": sp.Rational(3, 7)}, "typed"),
+    (lambda: {"mean": 1.0, "alpha": 0.4286}, "typed"),
+    (lambda: derived()()["alpha"], "a dict with the keys ['mean', 'alpha']"),
+    (lambda: {"alpha": derived()()["alpha"]}, "missing ['mean']"),
+    (lambda: {"mean": h_, "alpha": sp.Symbol("q") / 2}, "uses the symbols ['q']"),
+    (lambda: {"mean": h_, "alpha": sp.Eq(p_, 1)}, "sympy expression"),
+])
+def test_gaussian_alpha_wrong_answers(answer, hint):
+    assert_fails(check_gaussian_alpha, answer, hint)
+
+
+@pytest.mark.parametrize("alpha, hint", [
+    (p_, "alpha = p equates"),
+    ((1 - p_) / p_, "keep probability"),
+    (p_ * (1 - p_), "unscaled mask"),
+    (1 / (1 - p_), "subtract the squared mean"),
+    (sp.sqrt(p_ / (1 - p_)), "standard deviation"),
+    (p_**2, "alpha is 1 there"),
+])
+def test_gaussian_alpha_wrong_alpha_is_named(alpha, hint):
+    def answer():
+        derivations.expectation(sp.Symbol("m"), {sp.Symbol("m"): derivations.Bernoulli(1 - p_)})
+        return {"mean": h_, "alpha": alpha}
+    assert_fails(check_gaussian_alpha, answer, hint)
+
+
+def test_gaussian_alpha_correct_answers(capsys):
+    assert_passes(capsys, check_gaussian_alpha, derived())
+    assert_passes(capsys, check_gaussian_alpha, by_expectations)
     assert_fails(check_gaussian_alpha, starter, "not written yet")
 
 
-def test_gaussian_alpha_wrong_answers_fail_with_their_hint():
-    p = sp.Symbol("p")
-    assert_fails(check_gaussian_alpha, lambda: p, "alpha = p equates")
-    assert_fails(check_gaussian_alpha, lambda: (1 - p) / p, "keep probability")
-    assert_fails(check_gaussian_alpha, lambda: p * (1 - p), "unscaled mask")
-    assert_fails(check_gaussian_alpha, lambda: 1 / (1 - p), "subtract the squared mean")
-    assert_fails(check_gaussian_alpha, lambda: sp.sqrt(p / (1 - p)), "standard deviation")
-    assert_fails(check_gaussian_alpha, lambda: sp.Symbol("q") / 2, "in terms of ['p'] only")
-    assert_fails(check_gaussian_alpha, lambda: sp.Eq(p, 1), "sympy expression")
-    assert_fails(check_gaussian_alpha, lambda: p**2, "alpha is 1 there")
-
-
 # --------------------------------------------------------------------------------------------
-# local reparameterization
+# exercise 3: local reparameterization (no weight may be sampled)
 
 
 def lrt(variance_fn, eps_shape=None):
@@ -123,64 +187,207 @@ def lrt(variance_fn, eps_shape=None):
 reference_lrt = lrt(lambda x, ls2: (x * x) @ ls2.exp().T)
 
 
-def test_local_reparameterization_reference_passes(capsys):
+def lrt_by_normal(x, theta, log_sigma2):
+    return torch.normal(F.linear(x, theta), F.linear(x**2, torch.exp(log_sigma2)).sqrt())
+
+
+def lrt_by_einsum(x, theta, log_sigma2):
+    mean = torch.einsum("ni,ji->nj", x, theta)
+    std = torch.einsum("ni,ji->nj", x.square(), log_sigma2.exp()).sqrt()
+    return torch.addcmul(mean, std, torch.randn_like(std))
+
+
+def one_weight_sample(x, theta, log_sigma2):
+    w = theta + (0.5 * log_sigma2).exp() * torch.randn_like(theta)
+    return x @ w.T
+
+
+def weights_per_example(x, theta, log_sigma2):  # the right distribution, but it samples weights
+    w = theta + (0.5 * log_sigma2).exp() * torch.randn(x.shape[0], *theta.shape, dtype=x.dtype)
+    return torch.einsum("ni,nji->nj", x, w)
+
+
+def weights_per_example_by_normal(x, theta, log_sigma2):
+    w = torch.normal(theta.expand(x.shape[0], *theta.shape), (0.5 * log_sigma2).exp().expand(x.shape[0], *theta.shape))
+    return (w @ x.unsqueeze(-1)).squeeze(-1)
+
+
+def squares_x_in_place(x, theta, log_sigma2):
+    mean = x @ theta.T
+    var = x.pow_(2) @ log_sigma2.exp().T
+    return mean + var.sqrt() * torch.randn_like(mean)
+
+
+def fixed_output_count(x, theta, log_sigma2):  # the noise shape of the first test layer, hard-coded
+    mean = x @ theta.T
+    var = (x * x) @ log_sigma2.exp().T
+    return mean + var.sqrt() * torch.randn(x.shape[0], 2, dtype=x.dtype)
+
+
+@pytest.mark.parametrize("fn, hint", [
+    (lrt(lambda x, ls2: x @ ls2.exp().T), "square x"),
+    (lrt(lambda x, ls2: (x * x) @ (0.5 * ls2).exp().T), "already the variance"),
+    (lrt(lambda x, ls2: (x @ (0.5 * ls2).exp().T) ** 2), "not their standard deviations"),
+    (lrt(lambda x, ls2: (x * x) @ ls2.T), "NaN"),
+    (lrt(lambda x, ls2: (x * x) @ ls2.exp().T, eps_shape=lambda m: (m.shape[0], 1)), "independent eps for every output"),
+    (lrt(lambda x, ls2: (x * x) @ ls2.exp().T, eps_shape=lambda m: (1, m.shape[1])), "one noise per example"),
+    (lambda x, theta, ls2: x @ theta.T, "identical inputs gave identical outputs"),
+    (one_weight_sample, "sampled a weight"),
+    (weights_per_example, "sampled a weight"),
+    (weights_per_example_by_normal, "without sampling any weight"),
+    (squares_x_in_place, "in place"),
+    (fixed_output_count, "raised RuntimeError"),
+])
+def test_local_reparameterization_wrong_answers(fn, hint):
+    assert_fails(check_local_reparameterization, fn, hint)
+
+
+def test_local_reparameterization_correct_answers(capsys):
     assert_passes(capsys, check_local_reparameterization, reference_lrt)
+    assert_passes(capsys, check_local_reparameterization, lrt_by_normal)
+    assert_passes(capsys, check_local_reparameterization, lrt_by_einsum)
     assert_passes(capsys, check_local_reparameterization,
                   lambda x, t, ls2: db.local_reparameterization(x, t, ls2.exp()))
-
-
-def test_local_reparameterization_starter_fails():
     assert_fails(check_local_reparameterization, starter, "not written yet")
 
 
-def test_local_reparameterization_wrong_answers_fail_with_their_hint():
-    assert_fails(check_local_reparameterization, lrt(lambda x, ls2: x @ ls2.exp().T), "square x")
-    assert_fails(check_local_reparameterization, lrt(lambda x, ls2: (x * x) @ (0.5 * ls2).exp().T),
-                 "already the variance")
-    assert_fails(check_local_reparameterization, lrt(lambda x, ls2: (x @ (0.5 * ls2).exp().T) ** 2),
-                 "not their standard deviations")
-    assert_fails(check_local_reparameterization, lrt(lambda x, ls2: (x * x) @ ls2.T), "NaN")
-    assert_fails(check_local_reparameterization,
-                 lrt(lambda x, ls2: (x * x) @ ls2.exp().T, eps_shape=lambda m: (m.shape[0], 1)),
-                 "independent eps for every output")
-    assert_fails(check_local_reparameterization,
-                 lrt(lambda x, ls2: (x * x) @ ls2.exp().T, eps_shape=lambda m: (1, m.shape[1])),
-                 "one noise per example")
-
-    def one_weight_sample(x, theta, log_sigma2):
-        w = theta + (0.5 * log_sigma2).exp() * torch.randn_like(theta)
-        return x @ w.T
-    assert_fails(check_local_reparameterization, one_weight_sample, "one noise per example")
+def test_local_reparameterization_restores_the_random_functions():
+    before = (torch.randn, torch.randn_like, torch.normal, torch.Tensor.normal_)
+    assert_fails(check_local_reparameterization, weights_per_example, "sampled a weight")
+    assert (torch.randn, torch.randn_like, torch.normal, torch.Tensor.normal_) == before
 
 
 # --------------------------------------------------------------------------------------------
-# the KL approximation
+# exercise 4: the KL approximation (stable for any log alpha, in float32 too)
 
 
 def reference_neg_kl(log_alpha):
-    return (K1 * torch.sigmoid(K2 + K3 * log_alpha)
-            - 0.5 * torch.log1p(torch.exp(-log_alpha)) - K1)
+    return K1 * torch.sigmoid(K2 + K3 * log_alpha) - 0.5 * F.softplus(-log_alpha) - K1
 
 
-def test_neg_kl_reference_passes(capsys):
+def neg_kl_logaddexp(log_alpha):
+    return K1 * (torch.sigmoid(K2 + K3 * log_alpha) - 1) - 0.5 * torch.logaddexp(torch.zeros_like(log_alpha), -log_alpha)
+
+
+def neg_kl_piecewise(log_alpha):  # log(1 + e^-t) = -t + log(1 + e^t) for negative t
+    t = log_alpha
+    log_term = torch.where(t > 0, torch.log1p(torch.exp(-t.clamp(min=0))), -t + torch.log1p(torch.exp(t.clamp(max=0))))
+    return K1 * torch.sigmoid(K2 + K3 * t) - 0.5 * log_term - K1
+
+
+@pytest.mark.parametrize("fn, hint", [
+    (lambda la: reference_neg_kl(la) + K1, "constant C = -k1"),
+    (lambda la: K1 * torch.sigmoid(K2 + K3 * la) - 0.5 * F.softplus(la) - K1, "not log(1 + alpha)"),
+    (lambda la: K1 * torch.sigmoid(K2 + K3 * la) + 0.5 * F.softplus(-la) - K1, "sign"),
+    (lambda la: K1 * torch.sigmoid(K2 + K3 * la.exp()) - 0.5 * F.softplus(-la) - K1, "not alpha"),
+    (lambda la: -reference_neg_kl(la), "+KL"),
+    # right on [-8, 8], but alpha is formed: -inf or nan below log alpha = -88 in float32
+    (lambda la: K1 * torch.sigmoid(K2 + K3 * la) - 0.5 * torch.log1p(1 / torch.exp(la)) - K1, "overflow"),
+    (lambda la: K1 * torch.sigmoid(K2 + K3 * la) - 0.5 * torch.log1p(torch.exp(-la)) - K1, "softplus"),
+    (lambda la: K1 * torch.sigmoid(K2 + K3 * la) - 0.5 * torch.log(1 + torch.exp(-la)) - K1, "log alpha = -100"),
+    (lambda la: reference_neg_kl(la.clamp(-8, 8)), "at log alpha"),
+    (lambda la: [0.0], "torch.Tensor"),
+    (lambda la: 0.9 * reference_neg_kl(la), "at log alpha"),
+    (lambda la: reference_neg_kl(la.mul_(1.0001)), "in place"),
+])
+def test_neg_kl_wrong_answers(fn, hint):
+    assert_fails(check_neg_kl_approx, fn, hint)
+
+
+def test_neg_kl_correct_answers(capsys):
     assert_passes(capsys, check_neg_kl_approx, reference_neg_kl)
-
-
-def test_neg_kl_starter_fails():
+    assert_passes(capsys, check_neg_kl_approx, neg_kl_logaddexp)
+    assert_passes(capsys, check_neg_kl_approx, neg_kl_piecewise)
+    assert_passes(capsys, check_neg_kl_approx, db.neg_kl_approx)
     assert_fails(check_neg_kl_approx, starter, "not written yet")
 
 
-def test_neg_kl_wrong_answers_fail_with_their_hint():
-    assert_fails(check_neg_kl_approx, lambda la: reference_neg_kl(la) + K1, "constant C = -k1")
-    assert_fails(check_neg_kl_approx,
-                 lambda la: K1 * torch.sigmoid(K2 + K3 * la) - 0.5 * torch.log1p(la.exp()) - K1,
-                 "not log(1 + alpha)")
-    assert_fails(check_neg_kl_approx,
-                 lambda la: K1 * torch.sigmoid(K2 + K3 * la) + 0.5 * torch.log1p(torch.exp(-la)) - K1,
-                 "sign")
-    assert_fails(check_neg_kl_approx,
-                 lambda la: K1 * torch.sigmoid(K2 + K3 * la.exp()) - 0.5 * torch.log1p(torch.exp(-la)) - K1,
-                 "not alpha")
-    assert_fails(check_neg_kl_approx, lambda la: -reference_neg_kl(la), "+KL")
-    assert_fails(check_neg_kl_approx, lambda la: [0.0], "torch.Tensor")
-    assert_fails(check_neg_kl_approx, lambda la: 0.9 * reference_neg_kl(la), "at log alpha")
+# --------------------------------------------------------------------------------------------
+# answers that passed an earlier version of the checkers
+
+
+def _gaussian_with_noise(noise_of):
+    def fn(x, p, training=True):
+        if not training or p == 0:
+            return x.clone()
+        return x * (1 + math.sqrt(p / (1 - p)) * noise_of(x))
+    return fn
+
+
+def _halves_noise(x):  # the same noise for the two halves of the batch
+    half = torch.randn(x.shape[0] // 2, *x.shape[1:], dtype=x.dtype)
+    return torch.cat([half, half, torch.randn(x.shape[0] % 2, *x.shape[1:], dtype=x.dtype)])
+
+
+def _uniform_noise(x):  # mean 0 and variance 1, but not normal
+    return (torch.rand_like(x) - 0.5) * math.sqrt(12)
+
+
+@pytest.mark.parametrize("fn, hint", [
+    (_gaussian_with_noise(_halves_noise), "two halves of the batch is correlated"),
+    (_gaussian_with_noise(_uniform_noise), "not a normal distribution"),
+    (lambda x, p, training=True: reference_gaussian(x, p, training).float(), "returned dtype torch.float32"),
+])
+def test_gaussian_dropout_dependent_or_non_normal_noise_and_dtype(fn, hint):
+    assert_fails(check_gaussian_dropout, fn, hint)
+
+
+def _alpha_typed_next_to_a_call():
+    m = sp.Symbol("m")
+    derivations.expectation(m, {m: derivations.Bernoulli(1 - p_)})
+    return {"mean": h_, "alpha": p_ / (1 - p_)}
+
+
+def _alpha_from_the_variance_ratio():  # alpha = Var[h~]/h², no sp.solve: computed all the same
+    m = sp.Symbol("m")
+    mask = {m: derivations.Bernoulli(1 - p_)}
+    h_tilde = m * h_ / (1 - p_)
+    return {"mean": derivations.expectation(h_tilde, mask), "alpha": sp.simplify(derivations.variance(h_tilde, mask) / h_**2)}
+
+
+def test_gaussian_alpha_typed_next_to_a_call(capsys):
+    assert_fails(check_gaussian_alpha, _alpha_typed_next_to_a_call, "does not follow the mask distribution", "typed in")
+    assert_passes(capsys, check_gaussian_alpha, _alpha_from_the_variance_ratio)
+
+
+def lrt_with_noise(noise_of):  # the right mean and variance, with noise of the shape noise_of(mean) gives
+    def fn(x, theta, log_sigma2):
+        mean = x @ theta.T
+        return mean + ((x * x) @ log_sigma2.exp().T).sqrt() * noise_of(mean)
+    return fn
+
+
+def weights_per_example_flat(x, theta, log_sigma2):  # a weight matrix per example, drawn flat
+    eps = torch.randn(x.shape[0], theta.numel(), dtype=x.dtype).reshape(x.shape[0], *theta.shape)
+    return torch.einsum("ni,nji->nj", x, theta + (0.5 * log_sigma2).exp() * eps)
+
+
+def one_weight_transposed(x, theta, log_sigma2):
+    eps = torch.randn(theta.shape[1], theta.shape[0], dtype=x.dtype).T
+    return x @ (theta + (0.5 * log_sigma2).exp() * eps).T
+
+
+@pytest.mark.parametrize("fn, hint", [
+    (weights_per_example_flat, "a weight matrix for every example"),
+    (one_weight_transposed, "one weight matrix"),
+    (lrt_with_noise(lambda m: torch.randn(m.shape[0] // 2, m.shape[1], dtype=m.dtype).repeat(2, 1)),
+     "two halves of the batch is correlated"),
+    (lrt_with_noise(lambda m: torch.randn(m.shape[0] // 2, m.shape[1], dtype=m.dtype).repeat_interleave(2, 0)),
+     "neighbouring examples is correlated"),
+    (lambda x, theta, ls2: reference_lrt(x, theta, ls2).float(), "returned dtype torch.float32"),
+])
+def test_local_reparameterization_flat_weights_dependent_noise_and_dtype(fn, hint):
+    assert_fails(check_local_reparameterization, fn, hint)
+
+
+@pytest.mark.parametrize("fn", [lambda la: reference_neg_kl(la.double()), lambda la: reference_neg_kl(la.float())])
+def test_neg_kl_keeps_the_dtype(fn):
+    assert_fails(check_neg_kl_approx, fn, "keep the input's dtype")
+
+
+def test_gaussian_alpha_typed_next_to_a_computed_mean():
+    def answer():
+        m = sp.Symbol("m")
+        mask = {m: derivations.Bernoulli(1 - p_)}
+        return {"mean": derivations.expectation(m * h_ / (1 - p_), mask), "alpha": p_ / (1 - p_)}
+    assert_fails(check_gaussian_alpha, answer, "does not follow the mask distribution")

@@ -1,8 +1,8 @@
 """Guards on the committed notebooks that nbval alone does not give.
 
 nbval compares the outputs of executed cells only: a cell that was never executed passes
-silently. These tests also check the chapter template, figure captions, and the exercise
-notebooks' student copies.
+silently. These tests also check the chapter template, figure captions, the exercise
+notebooks' student copies, and that every notebook is on the site and re-executed by the Makefile.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from dropoutbook.exercises.student import BEGIN, END, student_notebook
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "chapters").glob("[0-9]*.ipynb"))
 EXERCISES = sorted((ROOT / "exercises").glob("[0-9]*.ipynb"))
-NOTEBOOKS = CHAPTERS + EXERCISES
+PAGES = [ROOT / "course.ipynb"]  # "Using the exercises in a course"
+NOTEBOOKS = CHAPTERS + EXERCISES + PAGES
 IGNORE_MARKER = "NBVAL_IGNORE_OUTPUT"
 
 
@@ -36,7 +37,21 @@ def code_cells(nb):
 
 
 def test_there_are_notebooks():
-    assert CHAPTERS and EXERCISES
+    assert CHAPTERS and EXERCISES and all(p.exists() for p in PAGES)
+
+
+def test_every_notebook_is_on_the_site_and_in_the_makefile():
+    tracked = {p for p in ROOT.rglob("*.ipynb") if not {".venv", "_build", "student", ".ipynb_checkpoints"} & set(p.parts)}
+    assert tracked == set(NOTEBOOKS), "a notebook these tests do not guard"
+    toc = (ROOT / "_toc.yml").read_text(encoding="utf-8")
+    listed = set(re.findall(r"file:\s*(\S+)", toc))
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    patterns = re.search(r"^NOTEBOOKS\s*:=(.*)$", makefile, re.M).group(1).split()
+    for path in NOTEBOOKS:
+        relative = path.relative_to(ROOT)
+        assert str(relative.with_suffix("")) in listed, f"{relative} is not in _toc.yml"
+        assert any(relative.match(p.removeprefix("$(wildcard ").removesuffix(")")) for p in patterns), \
+            f"{relative} is not in the Makefile's NOTEBOOKS (make execute, make test-notebooks)"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -1,55 +1,34 @@
-"""Checkers for the book's exercises, and the tool that makes student copies.
+"""Checkers for the book's exercises, the grader, and the tool that makes student copies.
 
-Every checker takes the student's function, prints one "Correct: ..." line when the answer is
-right, and otherwise raises :class:`CheckFailed` whose message says what is wrong.
+Every checker takes the student's function, prints one "Correct: ..." line and returns a
+:class:`CheckResult` when the answer is right, and otherwise raises :class:`CheckFailed`, whose
+message says what is wrong and whose ``result`` is the failed :class:`CheckResult`. Every checker
+takes ``points=`` (what the exercise is worth, 1 by default). :func:`grade` runs many submissions,
+each in a fresh process with a time limit; :func:`make_student_copy` and
+:func:`make_instructor_copy` write the student copy and the nbgrader version of an exercise
+notebook (``python -m dropoutbook.exercises``). See the page "Using the exercises in a course".
 """
 
-from ._core import CheckFailed, call_student, passed
-from .ch01 import (
-    NAIVE_PREDICTOR_EXERCISE,
-    check_dropout_variance,
-    check_inverted_dropout,
-    check_naive_predictor_terms,
-    check_test_time_scaling,
-)
-from .student import make_student_copy
+from ._core import CheckFailed, CheckResult, call_student, checker, passed
+from . import ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09, ch10, ch11, ch12
 
-from . import ch02
-from .ch02 import *  # noqa: F403
-from . import ch03
-from .ch03 import *  # noqa: F403
-from . import ch04
-from .ch04 import *  # noqa: F403
-from . import ch05
-from .ch05 import *  # noqa: F403
-from . import ch06
-from .ch06 import *  # noqa: F403
-from . import ch07
-from .ch07 import *  # noqa: F403
-from . import ch08
-from .ch08 import *  # noqa: F403
-from . import ch09
-from .ch09 import *  # noqa: F403
-from . import ch10
-from .ch10 import *  # noqa: F403
-from . import ch11
-from .ch11 import *  # noqa: F403
-from . import ch12
-from .ch12 import *  # noqa: F403
+_CHAPTERS = (ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09, ch10, ch11, ch12)
+
+# Every public checker returns a CheckResult and takes points=: wrap it once, in its chapter module
+# too, so that dropoutbook.exercises.check_x and dropoutbook.exercises.chNN.check_x are one function.
+for _module in _CHAPTERS:
+    for _name in _module.__all__:
+        if _name.startswith("check_"):
+            setattr(_module, _name, checker(getattr(_module, _name), _name))
+    globals().update({_name: getattr(_module, _name) for _name in _module.__all__})
+del _module, _name
+
+from .grading import Exercise, SubmissionGrade, exercises_from_notebook, grade  # noqa: E402
+from .student import make_instructor_copy, make_student_copy  # noqa: E402
 
 __all__ = [
-    "CheckFailed", "call_student", "passed", "make_student_copy",
-    "check_inverted_dropout", "check_dropout_variance", "check_test_time_scaling",
-    "check_naive_predictor_terms", "NAIVE_PREDICTOR_EXERCISE",
-    *ch02.__all__,
-    *ch03.__all__,
-    *ch04.__all__,
-    *ch05.__all__,
-    *ch06.__all__,
-    *ch07.__all__,
-    *ch08.__all__,
-    *ch09.__all__,
-    *ch10.__all__,
-    *ch11.__all__,
-    *ch12.__all__,
+    "CheckFailed", "CheckResult", "call_student", "passed", "checker",
+    "grade", "Exercise", "SubmissionGrade", "exercises_from_notebook",
+    "make_student_copy", "make_instructor_copy",
+    *(name for module in _CHAPTERS for name in module.__all__),
 ]

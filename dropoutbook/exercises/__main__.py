@@ -1,4 +1,4 @@
-"""``python -m dropoutbook.exercises SOLUTIONS_DIR STUDENT_DIR``: write the student copies."""
+"""``python -m dropoutbook.exercises [--nbgrader] SOURCE... OUTPUT_DIR``: write student copies (or nbgrader versions)."""
 
 from .student import main
 

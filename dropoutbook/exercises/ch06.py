@@ -6,23 +6,72 @@ says what is wrong (for example, "dropout was on during your statistics pass").
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import math
+from collections.abc import Mapping
 
 import sympy as sp
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from .. import derivations
+from .._validation import check_probability
 from ..batchnorm import measure_variance_shift, recalibrate_batchnorm
-from ._core import CheckFailed, call_student, passed
+from ._core import CheckFailed, _patched, _recorded_calls, _student_symbols, call_student, passed
+from .ch01 import _drawn_rates, _real_number
 
 __all__ = [
     "check_train_variance", "check_scale_error", "check_recalibration", "check_dropout_placement",
     "recalibration_exercise_model", "SCALE_ERROR_POINTS",
 ]
+
+
+@contextlib.contextmanager
+def _derivation_calls():
+    """Record the calls of ``derivations.expectation`` and ``derivations.variance`` while the block runs."""
+    with _recorded_calls(derivations, "expectation") as first, _recorded_calls(derivations, "variance") as second:
+        calls: list = []
+        yield calls
+        calls.extend(first + second)
+
+
+#: The factor by which :func:`_shifted_masks` scales the keep probability of every Bernoulli mask.
+_SHIFT = sp.Rational(1, 2)
+
+
+@contextlib.contextmanager
+def _shifted_masks():
+    """While the block runs, ``derivations.expectation`` and ``derivations.variance`` treat every
+    mask distributed as ``Bernoulli(k)`` as ``Bernoulli(k/2)``. An answer computed with them moves
+    accordingly; an answer typed in (perhaps next to an irrelevant call) does not."""
+    def shifted(original):
+        @functools.wraps(original)
+        def call(expr, distributions, *args, **kwargs):
+            if isinstance(distributions, Mapping):
+                distributions = {s: derivations.Bernoulli(sp.sympify(d.keep) * _SHIFT)
+                                 if isinstance(d, derivations.Bernoulli) else d for s, d in distributions.items()}
+            return original(expr, distributions, *args, **kwargs)
+        return call
+
+    with _patched(derivations, "expectation", shifted(derivations.expectation)), \
+            _patched(derivations, "variance", shifted(derivations.variance)):
+        yield
+
+
+def _not_following_message(what: str) -> str:
+    return (f"{what} does not follow the mask distribution it passes to derivations.expectation/variance: "
+            "when the checker draws every Bernoulli(k) mask as Bernoulli(k/2) inside those functions, your answer "
+            "does not change as a computed one would. Part of it was typed in (or computed without the mask): "
+            "let sympy compute the whole answer from the definition")
+
+
+def _typed_message(what: str, functions: str) -> str:
+    return (f"{what} never called {functions}: the answer was typed in, not computed. The exercise "
+            "asks you to let sympy compute it, so that the result follows from the definition")
 
 
 # --------------------------------------------------------------------------------------------
@@ -36,41 +85,56 @@ def _derived():
 
 
 def check_train_variance(fn) -> None:
-    r"""Check ``fn()``, which returns :math:`\operatorname{Var}[\tilde x]` for inverted dropout directly
-    before BatchNorm as a sympy expression in ``mu``, ``sigma2`` and ``q`` (chapter 6 exercises).
+    r"""Check ``fn()``, which computes :math:`\operatorname{Var}[\tilde x]` for inverted dropout directly
+    before BatchNorm with :func:`~dropoutbook.derivations.expectation` (or
+    :func:`~dropoutbook.derivations.variance`) and returns it as a sympy expression in ``mu``,
+    ``sigma2`` and ``q`` (chapter 6 exercises).
 
-    Recognizes the usual wrong answers (the mean term forgotten, :math:`\mathbb E[\tilde x^2]`
-    instead of the variance, a missing :math:`1/q`, drop and keep swapped, standard dropout) and
-    names the mistake.
+    An answer typed in without calling those functions fails, and so does one that does not follow
+    the mask distribution it passes to them (the checker runs ``fn`` a second time with every
+    Bernoulli(k) mask drawn as Bernoulli(k/2): a typed answer next to an irrelevant call stays put). Recognizes the usual wrong answers
+    (the mean term forgotten, :math:`\mathbb E[\tilde x^2]` instead of the variance, a missing
+    :math:`1/q`, the mask drawn as Bernoulli(1 - q), drop and keep swapped, standard dropout, the
+    noise left out) and names the mistake.
     """
     what = "your derivation"
-    expr = call_student(fn, what=what)
-    if isinstance(expr, (int, float)) and not isinstance(expr, bool):
-        expr = sp.sympify(expr)
-    if not isinstance(expr, sp.Expr):
-        raise CheckFailed(f"{what} should return a sympy expression, got {type(expr).__name__}")
-    derived = _derived()
+    with _derivation_calls() as calls:
+        expr = call_student(fn, what=what)
     mu, s2, q = sp.symbols("mu sigma2 q")
-    names = {"mu": mu, "sigma2": s2, "sigma^2": s2, "q": q}
-    unknown = sorted(s.name for s in expr.free_symbols if s.name not in names)
-    if unknown:
-        raise CheckFailed(f"{what} uses the symbols {unknown}; write it in terms of mu, sigma2 and q only")
-    expr = expr.subs({s: names[s.name] for s in expr.free_symbols})
+    expr = _student_symbols(expr, {"mu": mu, "sigma2": s2, "sigma^2": s2, "q": q}, what)
+    if not calls:
+        raise CheckFailed(_typed_message(what, "derivations.expectation or derivations.variance"))
+    derived = _derived()
     truth = derived.train_variance.subs({derived.mean: mu, derived.sigma2: s2, derivations.keep_rate: q})
     points = [(0.7, 1.3, 0.8), (-1.5, 0.4, 0.35), (2.0, 2.5, 0.6)]
 
+    def value(e, pt):
+        return float(e.subs({mu: pt[0], s2: pt[1], q: pt[2]}))
+
     def same(a, b):
-        return all(math.isclose(float(a.subs({mu: m, s2: v, q: k})), float(b.subs({mu: m, s2: v, q: k})),
-                                rel_tol=1e-9, abs_tol=1e-12) for m, v, k in points)
+        return all(math.isclose(value(a, pt), value(b, pt), rel_tol=1e-9, abs_tol=1e-12) for pt in points)
 
     if same(expr, truth):
+        with _shifted_masks():
+            moved = _student_symbols(call_student(fn, what=what), {"mu": mu, "sigma2": s2, "sigma^2": s2, "q": q},
+                                     what)
+        m, eps = sp.symbols("m varepsilon")
+        shifted = derivations.variance(m * (mu + eps) / q, {m: derivations.Bernoulli(q * _SHIFT),
+                                                            eps: derivations.ZeroMeanNoise(s2)})
+        if not same(moved, shifted):
+            raise CheckFailed(_not_following_message(what))
         passed("Var[x~] = sigma2/q + mu**2*(1 - q)/q")
         return
     mistakes = [
         (s2 / q, "that is only the noise σ²/q; the mask also adds noise to the mean: "
                  "E[x̃²] = (σ² + μ²)/q, so Var[x̃] = (σ² + μ²)/q − μ²"),
+        (mu**2 * (1 - q) / q, "that leaves out the noise ε: the unit is x = μ + ε, so its variance σ² "
+                              "enters too"),
         ((s2 + mu**2) / q, "that is E[x̃²]; the variance is E[x̃²] − E[x̃]², and E[x̃] = μ"),
         (s2 / q + mu**2 * (1 - q), "the mean term lacks its 1/q: E[x̃²] = (σ² + μ²)/q, so it is μ²(1−q)/q"),
+        ((1 - q) * (s2 + mu**2) / q**2 - (1 - q) ** 2 * mu**2 / q**2,
+         "your mask keeps with probability 1 − q (m ~ Bernoulli(1 - q)); q is the keep probability: "
+         "m ~ Bernoulli(q), and x̃ = m·x/q"),
         (s2 / (1 - q) + mu**2 * q / (1 - q), "that treats q as the drop probability; q is the keep "
                                              "probability, m ~ Bernoulli(q), and x̃ = m·x/q"),
         (q * s2 + q * (1 - q) * mu**2, "that is standard dropout m·x; inverted dropout divides by q"),
@@ -79,16 +143,17 @@ def check_train_variance(fn) -> None:
     for wrong, message in mistakes:
         if same(expr, wrong):
             raise CheckFailed(message)
-    at = {mu: 1, s2: 1, q: sp.Rational(1, 2)}
-    raise CheckFailed(f"at mu = 1, sigma2 = 1, q = 1/2 your expression gives {float(expr.subs(at)):.4g}, "
-                      f"but Var[x̃] is {float(truth.subs(at)):.4g} there")
+    pt = next(pt for pt in points if not math.isclose(value(expr, pt), value(truth, pt), rel_tol=1e-9, abs_tol=1e-12))
+    raise CheckFailed(f"at mu = {pt[0]}, sigma2 = {pt[1]}, q = {pt[2]} your expression gives {value(expr, pt):.4g}, "
+                      f"but Var[x̃] is {value(truth, pt):.4g} there")
 
 
 # --------------------------------------------------------------------------------------------
 # exercise 2: predict the scale error k
 
-#: (mu, sigma2, p) settings at which :func:`~dropoutbook.exercises.check_scale_error` evaluates the student's k.
-SCALE_ERROR_POINTS = [(0.0, 1.0, 0.3), (1.0, 1.0, 0.5), (2.0, 0.5, 0.2), (-1.0, 3.0, 0.6)]
+#: (mu, sigma2, p) settings at which :func:`~dropoutbook.exercises.check_scale_error` evaluates the
+#: student's k (it adds four settings of its own, the same on every call).
+SCALE_ERROR_POINTS = ((0.0, 1.0, 0.3), (1.0, 1.0, 0.5), (2.0, 0.5, 0.2), (-1.0, 3.0, 0.6))
 
 
 def check_scale_error(fn) -> None:
@@ -96,21 +161,21 @@ def check_scale_error(fn) -> None:
     after inverted dropout with drop probability ``p`` (chapter 6 exercises).
 
     :math:`k = \sqrt{\operatorname{Var}_\text{train}/\operatorname{Var}_\text{test}}`, so that the
-    test-time normalized output has standard deviation :math:`1/k`. Wrong answers recognized: the
-    variance ratio :math:`k^2`, the output scale :math:`1/k`, :math:`\sqrt{1/q}` (mean ignored),
-    and the keep probability used as ``p``.
+    test-time normalized output has standard deviation :math:`1/k`. The answer is evaluated at
+    :data:`~dropoutbook.exercises.ch06.SCALE_ERROR_POINTS` and at four settings drawn by the checker's own seeded generator;
+    any real number type is accepted. Wrong answers recognized: the variance ratio :math:`k^2`,
+    the output scale :math:`1/k`, :math:`\sqrt{1/q}` (mean ignored), and the keep probability
+    used as ``p``.
     """
     what = "your scale_error"
+    mus, s2s, ps = (_drawn_rates([r] * 4, seed=60 + i) for i, r in enumerate([(-2.0, 2.0), (0.2, 3.0), (0.05, 0.8)]))
+    points = [*SCALE_ERROR_POINTS, *zip(mus, s2s, ps)]
     derived = _derived()
     k_exact = sp.lambdify((derived.mean, derived.sigma2, derivations.keep_rate), derived.scale_error)
     answers, truths = [], []
-    for mu, s2, p in SCALE_ERROR_POINTS:
+    for mu, s2, p in points:
         value = call_student(fn, mu, s2, p, what=what)
-        if isinstance(value, torch.Tensor) and value.numel() == 1:
-            value = value.item()
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise CheckFailed(f"{what} should return a number, got {type(value).__name__}")
-        answers.append(float(value))
+        answers.append(_real_number(value, f"{what}({mu}, {s2}, {p})"))
         truths.append(float(k_exact(mu, s2, 1 - p)))
     if all(math.isclose(a, t, rel_tol=1e-6) for a, t in zip(answers, truths)):
         passed(f"k = sqrt(1/q + mu**2*(1-q)/(q*sigma2)), {truths[1]:.3f} at mu=sigma2=1, p=0.5")
@@ -121,14 +186,14 @@ def check_scale_error(fn) -> None:
         "that is 1/k, the factor by which BatchNorm's test-time output is scaled; k itself is above 1":
             [1 / t for t in truths],
         "that is sqrt(1/q), right only for a unit of mean 0; the mean adds μ²(1−q)/(qσ²) to k²":
-            [math.sqrt(1 / (1 - p)) for _, _, p in SCALE_ERROR_POINTS],
+            [math.sqrt(1 / (1 - p)) for _, _, p in points],
         "that uses p as the keep probability; p is the drop probability, q = 1 − p":
-            [float(k_exact(m, s, p)) for m, s, p in SCALE_ERROR_POINTS],
+            [float(k_exact(m, s, p)) for m, s, p in points],
     }
     for message, values in candidates.items():
         if all(math.isclose(a, v, rel_tol=1e-6) for a, v in zip(answers, values)):
             raise CheckFailed(message)
-    (m, s, p), a, t = next(((pt, a, t) for pt, a, t in zip(SCALE_ERROR_POINTS, answers, truths)
+    (m, s, p), a, t = next(((pt, a, t) for pt, a, t in zip(points, answers, truths)
                             if not math.isclose(a, t, rel_tol=1e-6)))
     raise CheckFailed(f"at mu = {m}, sigma2 = {s}, p = {p} you give k = {a:.4g}, but k = {t:.4g}")
 
@@ -161,21 +226,6 @@ def _stats(net):
     return [(m.running_mean.clone(), m.running_var.clone()) for m in net.modules() if isinstance(m, _BatchNorm)]
 
 
-def check_recalibration(fn) -> None:
-    """Check ``fn(model, batches)``, which must recompute the running statistics of every BatchNorm
-    layer of ``model`` with dropout off, as the plain average over ``batches``, and leave the model's
-    modes, momenta and parameters as they were (chapter 6 exercises).
-
-    Compares with :func:`~dropoutbook.recalibrate_batchnorm` and names the usual mistakes: dropout on
-    during the pass, the default momentum kept, statistics not reset, BatchNorm not in training
-    mode, modes not restored.
-    """
-    what = "your recalibration"
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(3)
-        passed(_check_recalibration(fn, what))
-
-
 def _statistics_pass(net: nn.Module, batches, *, reset: bool, momentum) -> nn.Module:
     """A copy of ``net`` after a statistics pass with dropout off, with or without reset, at ``momentum``."""
     net = copy.deepcopy(net).eval()
@@ -192,44 +242,135 @@ def _statistics_pass(net: nn.Module, batches, *, reset: bool, momentum) -> nn.Mo
 
 
 def _close(a, b) -> bool:
+    """The running statistics of ``a`` and ``b`` agree to rounding (a replay of a known mistake)."""
     return all(torch.allclose(x[1], y[1], rtol=1e-4) and torch.allclose(x[0], y[0], rtol=1e-4, atol=1e-6)
                for x, y in zip(_stats(a), _stats(b)))
 
 
+#: How far a recalibration may be from the plain average of the per-batch statistics: the exact
+#: pooled statistics of the 1024 inputs (biased or not), or batch statistics taken with a later
+#: layer normalized by running rather than batch statistics, differ from it by up to 2 % in the
+#: variance; the known mistakes differ by 40 % or more.
+_MEAN_TOL, _VAR_TOL = 0.03, 0.05
+
+
+def _recalibrated(net, reference) -> bool:
+    for (m1, v1), (m2, v2) in zip(_stats(net), _stats(reference)):
+        if not (torch.isfinite(m1).all() and torch.isfinite(v1).all()):
+            return False
+        if ((m1 - m2).abs() / v2.sqrt()).max().item() > _MEAN_TOL or ((v1 / v2) - 1).abs().max().item() > _VAR_TOL:
+            return False
+    return True
+
+
+def _hook_counts(module: nn.Module) -> tuple[int, int]:
+    return len(module._forward_hooks), len(module._forward_pre_hooks)
+
+
+def _mixed_setup(net: nn.Module, g: torch.Generator) -> None:
+    """Give every module its own training flag (the model and its dropout disagree, the BatchNorm
+    layers too) and every BatchNorm layer a momentum other than the default, some None."""
+    flags = torch.rand(len(list(net.modules())), generator=g) < 0.5
+    for m, flag in zip(net.modules(), flags.tolist()):
+        m.training = flag
+    norms = [m for m in net.modules() if isinstance(m, _BatchNorm)]
+    net.training, net[3].training = not net.training, net.training  # the top level and dropout differ
+    norms[0].training, norms[1].training = True, False
+    for i, m in enumerate(norms):
+        m.momentum = None if torch.rand((), generator=g).item() < 0.3 else round(0.02 + 0.4 * torch.rand(
+            (), generator=g).item(), 3)
+    if all(m.momentum is None for m in norms):
+        norms[0].momentum = 0.25
+
+
+def check_recalibration(fn) -> None:
+    """Check ``fn(model, batches)``, which must recompute the running statistics of every BatchNorm
+    layer of ``model`` with dropout off, as the plain average over ``batches``, and leave the model's
+    modes, momenta and parameters as they were (chapter 6 exercises).
+
+    The model comes with mixed training flags (the model, its dropout and its BatchNorm layers do
+    not all agree) and momenta other than the default 0.1, drawn by the checker's own seeded
+    generator, so restoring only the top-level mode or a hard-coded momentum fails. The statistics
+    are compared with :func:`~dropoutbook.recalibrate_batchnorm` (2 % of the variance and 3 % of a
+    standard deviation in the mean: the exact pooled statistics pass too), and the usual mistakes
+    are named: dropout on during the pass, the default momentum kept, statistics not reset,
+    BatchNorm not in training mode, modes or momenta not restored, a layer left with its old
+    statistics, hooks left registered, ``requires_grad`` changed.
+    """
+    what = "your recalibration"
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        passed(_check_recalibration(fn, what))
+
+
 def _check_recalibration(fn, what: str) -> str:
-    for start_mode in ("eval", "train"):
+    g = torch.Generator().manual_seed(6)
+    for _ in range(2):
         net, batches = recalibration_exercise_model()
-        net.train(start_mode == "train")
+        _mixed_setup(net, g)
         original = copy.deepcopy(net)
         reference = recalibrate_batchnorm(copy.deepcopy(net), batches)
         before = {name: m.training for name, m in net.named_modules()}
+        momenta = {name: m.momentum for name, m in net.named_modules() if isinstance(m, _BatchNorm)}
+        settings = {name: (m.eps, m.affine, m.track_running_stats) for name, m in net.named_modules()
+                    if isinstance(m, _BatchNorm)}
+        hooks = {name: _hook_counts(m) for name, m in net.named_modules()}
+        grads = [t.requires_grad for t in net.parameters()]
         params = [p.detach().clone() for p in net.parameters()]
         call_student(fn, net, batches, what=what)
         after = {name: m.training for name, m in net.named_modules()}
         changed = [n or "the model" for n in before if before[n] != after[n]]
         if changed:
-            raise CheckFailed(f"the model started in {start_mode} mode and your function left the modes of "
-                              f"{changed} changed; remember every module's mode and restore it at the end")
+            shown = ", ".join(f"{n or 'the model'}: {'train' if t else 'eval'}" for n, t in before.items())
+            if len(set(after.values())) == 1:
+                raise CheckFailed(f"the modules started in mixed modes ({shown}) and your function left them all in "
+                                  f"{'train' if after[''] else 'eval'} mode: model.train(...) and model.eval() set "
+                                  "every submodule to one mode. Remember each module's own flag, e.g. "
+                                  "{m: m.training for m in model.modules()}, and restore each one")
+            raise CheckFailed(f"your function left the modes of {changed} changed (they started as {shown}); "
+                              "remember every module's mode and restore it at the end")
         if not all(torch.equal(a, b) for a, b in zip(params, net.parameters())):
             raise CheckFailed("the parameters changed: recalibration only recomputes running statistics "
                               "(no optimizer step, no gradients)")
         for name, m in net.named_modules():
-            if isinstance(m, _BatchNorm) and m.momentum != 0.1:
-                raise CheckFailed(f"BatchNorm layer {name} has momentum {m.momentum} afterwards; "
-                                  "set it back to its old value (0.1)")
-        if _close(net, reference):
+            if isinstance(m, _BatchNorm) and m.momentum != momenta[name]:
+                raise CheckFailed(f"BatchNorm layer {name} has momentum {m.momentum} afterwards, but it had "
+                                  f"{momenta[name]} before: remember each layer's own momentum and restore it "
+                                  "(it need not be the default 0.1)")
+        for name, m in net.named_modules():
+            if isinstance(m, _BatchNorm) and (m.eps, m.affine, m.track_running_stats) != settings[name]:
+                raise CheckFailed(f"BatchNorm layer {name} has (eps, affine, track_running_stats) = "
+                                  f"{(m.eps, m.affine, m.track_running_stats)} afterwards, but had {settings[name]}: "
+                                  "recalibration changes only the running statistics")
+        if {name: _hook_counts(m) for name, m in net.named_modules()} != hooks:
+            raise CheckFailed("your function left hooks registered on the model (or removed some): remove every hook "
+                              "you register (handle.remove()), also when the pass fails")
+        if [t.requires_grad for t in net.parameters()] != grads:
+            raise CheckFailed("your function changed requires_grad of the parameters: use torch.no_grad() for the "
+                              "pass instead, which leaves the parameters as they were")
+        if _recalibrated(net, reference):
             continue
         if _close(net, original):
-            raise CheckFailed("the running statistics did not change: BatchNorm layers update them only in "
-                              "training mode, so put the BatchNorm layers (and only them) in train mode")
+            raise CheckFailed("the running statistics did not change (the layer behind dropout, '5', still has its "
+                              "shifted ones): BatchNorm layers update them only in training mode, so put every "
+                              "BatchNorm layer (and only them) in train mode for the pass")
+        norms = [(n, m) for n, m in net.named_modules() if isinstance(m, _BatchNorm)]
+        stale = [name for (name, m), (m0, v0), (_, v_ref) in zip(norms, _stats(original), _stats(reference))
+                 if torch.equal(m.running_mean, m0) and torch.equal(m.running_var, v0)
+                 and ((v0 / v_ref) - 1).abs().max().item() > _VAR_TOL]  # unchanged, and wrong
+        if stale:
+            raise CheckFailed(f"the BatchNorm layer(s) {stale} kept their old running statistics: recompute the "
+                              "statistics of every BatchNorm layer: reset each one and put every BatchNorm layer (and "
+                              "only them) in train mode for the pass")
         if all(torch.equal(v, torch.ones_like(v)) and torch.equal(m, torch.zeros_like(m)) for m, v in _stats(net)):
             raise CheckFailed("the running statistics were reset but not estimated again (mean 0, variance 1): "
                               "BatchNorm layers update them only in training mode, so put the BatchNorm layers "
                               "(and only them) in train mode for the pass")
-        if _close(net, _statistics_pass(original, batches, reset=True, momentum=0.1)):
-            raise CheckFailed("your running statistics are an exponential average with momentum 0.1, which "
-                              "after 8 batches still gives the reset value weight 0.9**8 = 0.43; set "
-                              "momentum=None during the pass (a plain average) and restore it afterwards")
+        if any(_close(net, _statistics_pass(original, batches, reset=True, momentum=mom))
+               for mom in {0.1, *(v for v in momenta.values() if v is not None)}):
+            raise CheckFailed("your running statistics are an exponential average with a momentum, which after "
+                              "8 batches still gives the reset value a large weight (0.9**8 = 0.43 for momentum "
+                              "0.1); set momentum=None during the pass (a plain average) and restore it afterwards")
         if _close(net, _statistics_pass(original, batches, reset=False, momentum=None)) or \
                 _close(net, _statistics_pass(original, batches, reset=False, momentum=0.1)):
             raise CheckFailed("your pass continued the old running statistics: call reset_running_stats() on "
@@ -248,49 +389,126 @@ def _check_recalibration(fn, what: str) -> str:
 # exercise 4: move dropout behind the last BatchNorm layer
 
 
-def check_dropout_placement(fn, p: float = 0.3) -> None:
+def _argument(args, kwargs, index: int, name: str, default):
+    return args[index] if len(args) > index else kwargs.get(name, default)
+
+
+#: The functional dropouts whose calls the placement check records, with the default of ``training``.
+_DROPOUTS = {"dropout": True, "dropout1d": True, "dropout2d": True, "alpha_dropout": False}
+
+
+def _forward_events(model: nn.Module, x: torch.Tensor, train: bool = True) -> tuple[list, object]:
+    """Run ``model(x)`` in training mode (or eval mode) and record, in order, every call of ``F.batch_norm``,
+    ``F.layer_norm``, the functional dropouts and ``F.linear`` (so modules and functional calls
+    alike count), each with the name of the innermost module that made it."""
+    events: list = []
+    stack: list[str] = []
+    originals = {name: getattr(F, name) for name in ("batch_norm", "layer_norm", "linear", *_DROPOUTS)}
+
+    def recorder(kind):
+        def record(*args, **kwargs):
+            where = stack[-1] if stack else ""
+            if kind in _DROPOUTS:
+                events.append(("dropout", where, float(_argument(args, kwargs, 1, "p", 0.5)),
+                               bool(_argument(args, kwargs, 2, "training", _DROPOUTS[kind])), kind))
+            elif kind == "linear":
+                events.append((kind, where, tuple(_argument(args, kwargs, 1, "weight", None).shape), None))
+            else:
+                events.append((kind, where, None, None))
+            return originals[kind](*args, **kwargs)
+        return record
+
+    def enter(name):
+        def hook(module, args):
+            stack.append(name)
+        return hook
+
+    def leave(module, args, out):
+        stack.pop()
+
+    handles = []
+    for name, m in model.named_modules():
+        handles.append(m.register_forward_pre_hook(enter(name)))
+        handles.append(m.register_forward_hook(leave))
+    try:
+        with contextlib.ExitStack() as patches:
+            for name in originals:
+                patches.enter_context(_patched(F, name, recorder(name)))
+            model.train(train)
+            with torch.random.fork_rng(devices=[]), torch.no_grad():
+                torch.manual_seed(0)
+                out = call_student(model, x, what="your model")
+    finally:
+        for h in handles:
+            h.remove()
+    return events, out
+
+
+def check_dropout_placement(fn, *, p: float = 0.3) -> None:
     """Check ``fn(p)``, which must build the digit classifier (64 inputs, 10 outputs) with its three
     BatchNorm layers and dropout of rate ``p`` placed where no BatchNorm layer comes after it
     (chapter 6 exercises).
 
-    The order of the layers is taken from an actual forward pass (forward hooks), so any module
-    structure works.
+    ``fn`` is called with ``p`` and with two more rates drawn by the checker's own seeded generator,
+    so a hard-coded rate fails. The order of the operations is taken from an actual forward pass in
+    training mode (every call of BatchNorm, dropout and linear layers is recorded, ``nn.Dropout``
+    modules and ``F.dropout`` calls alike), so any module structure works; a channel dropout
+    (``nn.Dropout1d``/``nn.Dropout2d``), other layer widths, and dropout that stays on in eval mode
+    (``F.dropout`` without ``training=self.training``) fail.
     """
+    p = check_probability(p, "p", allow_zero=False, allow_one=False)
     what = "your build function"
+    rates = [p, *_drawn_rates([(0.1, 0.25), (0.35, 0.48)], seed=64)]  # never the default 0.3
+    counts = {_check_placement(fn, rate, what) for rate in rates}
+    passed(f"{'/'.join(map(str, sorted(counts)))} dropout layer(s) of rate p, all after the last BatchNorm layer "
+           f"(p = {', '.join(f'{r:g}' for r in rates)})")
+
+
+def _check_placement(fn, p: float, what: str) -> int:
     model = call_student(fn, p, what=what)
     if not isinstance(model, nn.Module):
         raise CheckFailed(f"{what} should return a torch.nn.Module, got {type(model).__name__}")
-    order: list[tuple[str, nn.Module]] = []
-    handles = [m.register_forward_hook(lambda mod, args, out, _n=name: order.append((_n, mod)))
-               for name, m in model.named_modules() if name]
+    dtype = next((t.dtype for t in model.parameters() if t.is_floating_point()), torch.float32)
+    x = torch.randn(16, 64, generator=torch.Generator().manual_seed(0), dtype=dtype)
     try:
-        model.train()
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
-            torch.manual_seed(0)
-            x = torch.randn(16, 64, dtype=next(model.parameters()).dtype)
-            out = model(x)
-    except Exception as exc:
-        raise CheckFailed(f"the model did not run on a batch of shape (16, 64): {type(exc).__name__}: {exc}") from exc
-    finally:
-        for h in handles:
-            h.remove()
+        events, out = _forward_events(model, x)
+    except CheckFailed as exc:
+        raise CheckFailed(f"the model did not run on a batch of shape (16, 64): {exc}") from exc
     if not isinstance(out, torch.Tensor) or out.shape != (16, 10):
         raise CheckFailed(f"the model should map (16, 64) inputs to (16, 10) logits, got {getattr(out, 'shape', out)}")
-    norms = [(i, n) for i, (n, m) in enumerate(order) if isinstance(m, _BatchNorm)]
-    drops = [(i, n, m) for i, (n, m) in enumerate(order) if isinstance(m, nn.Dropout)]
-    if any(isinstance(m, nn.LayerNorm) for _, m in order) or len(norms) != 3:
+    norms = [i for i, ev in enumerate(events) if ev[0] == "batch_norm"]
+    drops = [(i, ev) for i, ev in enumerate(events) if ev[0] == "dropout"]
+    if any(ev[0] == "layer_norm" for ev in events) or len(norms) != 3:
         raise CheckFailed(f"keep the three BatchNorm layers (found {len(norms)}); the exercise is about where "
                           "dropout goes, not about removing or replacing the normalization")
     if not drops:
         raise CheckFailed("there is no dropout left; keep dropout with rate p, but behind the last BatchNorm layer")
-    for _, name, m in drops:
-        if not math.isclose(m.p, p):
-            raise CheckFailed(f"dropout {name} has rate {m.p}; use the rate p = {p} that build receives")
-    last_norm = norms[-1][0]
-    early = [name for i, name, _ in drops if i < last_norm]
+    widths = [ev[2] for ev in events if ev[0] == "linear"]
+    if widths != [(64, 64), (64, 64), (64, 64), (10, 64)]:
+        raise CheckFailed(f"the linear layers have the weight shapes {widths}; the exercise keeps the network: three "
+                          "hidden layers Linear(64, 64) and the output layer Linear(64, 10)")
+    for _, (_, where, rate, training, kind) in drops:
+        name = f"dropout {where!r}" if where else "the dropout in your forward"
+        if not math.isclose(rate, p):
+            raise CheckFailed(f"{name} has rate {rate:g}, but build was called with p = {p:g}: use the rate p "
+                              "that build receives (the checker tries several)")
+        if not training:
+            raise CheckFailed(f"{name} is called with training=False in training mode; pass the module's "
+                              "self.training so that it is on in training")
+        if kind in ("dropout1d", "dropout2d"):
+            raise CheckFailed(f"{name} is a channel dropout ({kind}): on the (N, 64) features it drops whole "
+                              "samples or channels together. Use nn.Dropout(p) (F.dropout), one draw per unit")
+    last_norm = norms[-1]
+    early = [ev[1] or "in your forward" for i, ev in drops if i < last_norm]
     if early:
-        raise CheckFailed(f"dropout {early} still runs before the BatchNorm layer {norms[-1][1]}: its running "
-                          "variance would learn the dropout noise. Put dropout after the last BatchNorm layer")
-    if isinstance(order[-1][1], nn.Dropout):
+        raise CheckFailed(f"dropout {early} still runs before the last BatchNorm layer "
+                          f"{events[last_norm][1] or ''}: its running variance would learn the dropout noise. "
+                          "Put dropout after the last BatchNorm layer")
+    if not any(ev[0] == "linear" for ev in events[drops[-1][0]:]):
         raise CheckFailed("dropout is the last layer, so it drops logits; put it before the final Linear layer")
-    passed(f"{len(drops)} dropout layer(s) of rate {p}, all after the last BatchNorm layer")
+    on_in_eval = [ev[1] or "in your forward" for ev in _forward_events(model, x, train=False)[0]
+                  if ev[0] == "dropout" and ev[3]]
+    if on_in_eval:
+        raise CheckFailed(f"dropout {on_in_eval} is still on in eval mode: F.dropout's training argument defaults to "
+                          "True; pass training=self.training (or use nn.Dropout) so that it is off at test time")
+    return len(drops)
