@@ -31,9 +31,10 @@ from torch import nn
 from torch.func import functional_call
 
 from ._validation import (
-    check_bool, check_float_tensor, check_generator, check_int_in_range, check_positive_int, check_probability,
+    check_bool, check_device, check_float_dtype, check_float_tensor, check_generator, check_int_in_range,
+    check_positive_int, check_probability, check_same_dtype,
 )
-from .masks import _keep_mask, inverted_dropout
+from .masks import _dropped_entirely, _keep_mask, inverted_dropout
 
 __all__ = [
     "locked_dropout", "drop_connect", "DropConnectLinear", "WeightDrop", "zoneout",
@@ -44,6 +45,7 @@ _MODES = ("locked", "per_step", "zoneout")
 _VARIANTS = ("none", "per_step", "locked", "zoneout", "weight_drop")
 _CELLS = (nn.RNNCell, nn.LSTMCell)
 _RNNS = (nn.RNN, nn.GRU, nn.LSTM)
+_SEED_ALLOWED = "an int >= 0 and < 2**64"
 
 
 def _check_sequence(x, name: str = "x") -> torch.Tensor:
@@ -54,11 +56,6 @@ def _check_sequence(x, name: str = "x") -> torch.Tensor:
     if x.numel() == 0:
         raise ValueError(f"{name} must not be empty, got shape {tuple(x.shape)}")
     return x
-
-
-def _zeros_like_with_zero_grad(x: torch.Tensor) -> torch.Tensor:
-    """Zeros of ``x``'s shape, dtype and layout whose gradient with respect to ``x`` is zero (p = 1)."""
-    return torch.where(torch.zeros_like(x, dtype=torch.bool), x, 0.0)
 
 
 def locked_dropout(x: torch.Tensor, p: float, *, batch_first: bool = False, training: bool = True,
@@ -102,7 +99,7 @@ def locked_dropout(x: torch.Tensor, p: float, *, batch_first: bool = False, trai
     if not training or p == 0.0:
         return x.clone()
     if p == 1.0:
-        return _zeros_like_with_zero_grad(x)
+        return _dropped_entirely(x)
     one_step = x[:, :1] if batch_first else x[:1]  # a view of the mask's shape, (B, 1, D) or (1, B, D)
     return x * _keep_mask(one_step, p, 1.0 / (1.0 - p), generator)
 
@@ -180,12 +177,18 @@ class DropConnectLinear(nn.Linear):
         check_positive_int(in_features, "in_features")
         check_positive_int(out_features, "out_features")
         check_bool(bias, "bias")
+        device = check_device(device)
+        if dtype is not None:
+            check_float_dtype(dtype)
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
         self.p = check_probability(p)
         self.generator = check_generator(generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_float_tensor(x)
+        if x.dim() == 0 or x.shape[-1] != self.in_features:
+            raise ValueError(f"x must have shape (*, in_features) = (*, {self.in_features}), got {tuple(x.shape)}")
+        check_same_dtype("the layer's parameters", self.weight, x=x)
         weight = drop_connect(self.weight, self.p, training=self.training, generator=self.generator)
         return nn.functional.linear(x, weight, self.bias)
 
@@ -253,12 +256,17 @@ class WeightDrop(nn.Module):
         self.weights = weights
         self.generator = check_generator(generator)
 
-    def forward(self, *args, **kwargs):
+    def forward(self, input: torch.Tensor, *args, **kwargs):
+        check_float_tensor(input, "input")
+        if input.dim() not in (2, 3) or input.shape[-1] != self.module.input_size:
+            raise ValueError(f"input must have shape (T, B, input_size), (B, T, input_size) with batch_first, or "
+                             f"(T, input_size), with input_size = {self.module.input_size}, got {tuple(input.shape)}")
+        check_same_dtype("the module's parameters", self.module.weight_ih_l0, input=input)
         if not self.training or self.p == 0.0:
-            return self.module(*args, **kwargs)
+            return self.module(input, *args, **kwargs)
         dropped = {name: drop_connect(getattr(self.module, name), self.p, generator=self.generator)
                    for name in self.weights}
-        return functional_call(self.module, dropped, args, kwargs)
+        return functional_call(self.module, dropped, (input, *args), kwargs)
 
     def extra_repr(self) -> str:
         return f"p={self.p}, weights={list(self.weights)}"
@@ -284,7 +292,8 @@ def zoneout(h_prev: torch.Tensor, h_new: torch.Tensor, p: float, *, training: bo
         generator: optional ``torch.Generator`` for a reproducible mask.
 
     Shape:
-        Both inputs ``(*)``, the same shape; the output has that shape, dtype and device.
+        Both inputs ``(*)``, the same shape; the output has that shape, dtype and device, and the
+        memory layout of the inputs when they share one.
 
     Examples:
         >>> zoneout(torch.zeros(3), torch.ones(3), 0.25, training=False)
@@ -306,7 +315,8 @@ def zoneout(h_prev: torch.Tensor, h_new: torch.Tensor, p: float, *, training: bo
     if p in (0.0, 1.0):  # no draw; the unused input stays in the graph with a zero gradient
         change = torch.full_like(h_new, p == 0.0, dtype=torch.bool)
     else:
-        change = _keep_mask(h_new, p, 1.0, generator).bool()  # True with probability 1 - p
+        # True with probability 1 - p; drawn in row-major order, stored in h_new's memory layout
+        change = torch.empty_like(h_new, dtype=torch.bool).copy_(_keep_mask(h_new, p, 1.0, generator))
     return torch.where(change, h_new, h_prev)
 
 
@@ -381,9 +391,11 @@ class RecurrentDropout(nn.Module):
         if state is None:
             h = x.new_zeros(batch, hidden)
             return [h, h.clone()] if lstm else [h]
+        if lstm and not isinstance(state, (tuple, list)):
+            raise TypeError(f"state of an LSTMCell must be None or a pair (h, c), got {type(state).__name__}")
         parts = list(state) if lstm else [state]
         if lstm and len(parts) != 2:
-            raise ValueError("state of an LSTMCell must be a pair (h, c)")
+            raise ValueError(f"state of an LSTMCell must be a pair (h, c), got {len(parts)} entries")
         for name, s in zip(("h", "c"), parts):
             check_float_tensor(s, f"state {name}")
             if s.dtype != x.dtype:
@@ -477,6 +489,7 @@ class RecurrentClassifier(nn.Module):
         if drop_cell_state is None:
             drop_cell_state = variant != "locked"
         check_bool(drop_cell_state, "drop_cell_state")
+        check_generator(generator)  # also for "none", which draws no mask
         self.variant = variant
         self.embedding = nn.Embedding(n_tokens, embed)
         if variant in ("none", "weight_drop"):
@@ -518,7 +531,7 @@ def delayed_recall(n: int, *, length: int = 20, n_symbols: int = 4, n_noise: int
             tokens, a positive int.
         delay: ``None`` (each sequence draws its delay uniformly from ``0, ..., length - 1``) or an
             int in that range (every sequence has that delay).
-        seed: seed of the draw, an int >= 0.
+        seed: seed of the draw, an int >= 0 and < 2**64.
 
     Returns:
         ``(tokens, labels, delays)``: int64 tensors of shapes ``(n, length)``, ``(n,)`` and ``(n,)``.
@@ -536,7 +549,7 @@ def delayed_recall(n: int, *, length: int = 20, n_symbols: int = 4, n_noise: int
     if delay is not None:
         delay = check_int_in_range(delay, "delay", 0, length - 1,
                                    allowed=f"None or an int from 0 to length - 1 = {length - 1}")
-    g = torch.Generator().manual_seed(check_int_in_range(seed, "seed", 0))
+    g = torch.Generator().manual_seed(check_int_in_range(seed, "seed", 0, 2**64 - 1, allowed=_SEED_ALLOWED))
     tokens = torch.randint(n_symbols, n_symbols + n_noise, (n, length), generator=g)
     labels = torch.randint(0, n_symbols, (n,), generator=g)
     if delay is None:
