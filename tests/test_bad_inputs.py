@@ -69,6 +69,10 @@ FLOAT_TENSOR = [*_tensors_of_wrong_dtype(), [[1.0, 2.0]], None, "x", 1.0, np.one
 FLOAT_DATA = [*_tensors_of_wrong_dtype(), np.ones((3, 4), dtype=np.int64), np.array([["a"]]),
               [[1.0, 2.0]], None, "x", 1.0]
 CHOICE = ["nonsense", "", None, 3, ["batch"]]
+#: an integer tensor of shape (2, E) of node ids (a graph's edges)
+EDGE_INDEX = [torch.ones(2, 3), torch.ones(2, 3, dtype=torch.bool), torch.ones(2, 3, dtype=torch.complex64),
+              [[0, 1], [1, 0]], None, "e", np.array([[0, 1], [1, 0]]), torch.tensor([0, 1]),
+              torch.zeros(3, 2, dtype=torch.int64), torch.tensor([[-1], [0]])]
 
 
 # --------------------------------------------------------------------------------------------
@@ -132,6 +136,20 @@ def tokens() -> torch.Tensor:
 
 def estimate() -> db.Estimate:
     return db.Estimate(1.0, 0.1, 10)
+
+
+def sequence() -> torch.Tensor:
+    """A batch of sequences ``(T, B, D)`` = (5, 2, 3)."""
+    return torch.randn(5, 2, 3, generator=gen(9))
+
+
+def lstm_state() -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.zeros(2, 4), torch.zeros(2, 4)
+
+
+def path_graph() -> torch.Tensor:
+    """The undirected path 0 - 1 - 2, both directions listed."""
+    return torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]])
 
 
 def enter(cm_factory):
@@ -419,6 +437,89 @@ MATRIX: dict[str, Entry] = {
                                                           batch_size=8, warmup_epochs=1, seed=0),
                          dict(model=MODULE + [mlp()], data=[None, "d", (torch.ones(2, 4), torch.ones(2))],
                               epochs=POS_INT, lr=POSITIVE_REAL, batch_size=POS_INT, warmup_epochs=NONNEG_INT, seed=SEED)),
+    # chapter 11
+    "locked_dropout": E(db.locked_dropout, lambda: dict(x=sequence(), p=0.3, batch_first=False, training=True,
+                                                        generator=gen()),
+                        dict(x=FLOAT_TENSOR + [torch.ones(2, 3, 4, 5), torch.ones(0, 2, 3)], p=PROB,
+                             batch_first=BOOL, training=BOOL, generator=GENERATOR)),
+    "drop_connect": E(db.drop_connect, lambda: dict(weight=x34(), p=0.3, training=True, generator=gen()),
+                      dict(weight=FLOAT_TENSOR + [torch.tensor(1.0), torch.ones(0, 3)], p=PROB, training=BOOL,
+                           generator=GENERATOR)),
+    "DropConnectLinear": E(db.DropConnectLinear, lambda: dict(in_features=4, out_features=3, p=0.3, bias=True,
+                                                              generator=gen(), device=None, dtype=None),
+                           dict(in_features=POS_INT, out_features=POS_INT, p=PROB, bias=BOOL, generator=GENERATOR,
+                                device=DEVICE, dtype=[d for d in FLOAT_DTYPE if d is not None])),
+    "DropConnectLinear.forward": E(forward_of(lambda: db.DropConnectLinear(4, 3, 0.3)), lambda: dict(x=x34()),
+                                   dict(x=FLOAT_TENSOR + [torch.ones(3, 5), torch.tensor(1.0),
+                                                          torch.ones(3, 4, dtype=F64)])),
+    "WeightDrop": E(db.WeightDrop, lambda: dict(module=nn.LSTM(3, 4), p=0.3, weights=None, generator=gen()),
+                    dict(module=MODULE + [nn.LSTMCell(3, 4), nn.Linear(3, 4)], p=PROB,
+                         weights=["weight_hh_l0", [], ["weight_hh_l1"], [3], 3, ("weight_hh_l0", None)],
+                         generator=GENERATOR)),
+    "WeightDrop.forward": E(forward_of(lambda: db.WeightDrop(nn.LSTM(3, 4), 0.3), "input"),
+                            lambda: dict(input=sequence()),
+                            dict(input=FLOAT_TENSOR + [torch.ones(5, 2, 7), torch.ones(5, 2, 3, dtype=F64),
+                                                       torch.ones(5), torch.ones(1, 5, 2, 3)])),
+    "zoneout": E(db.zoneout, lambda: dict(h_prev=x34(), h_new=x34() + 1, p=0.3, training=True, generator=gen()),
+                 dict(h_prev=FLOAT_TENSOR + [torch.ones(3, 5), torch.ones(3, 4, dtype=F64)],
+                      h_new=FLOAT_TENSOR + [torch.ones(4), torch.ones(3, 4, dtype=F64)], p=PROB, training=BOOL,
+                      generator=GENERATOR)),
+    "RecurrentDropout": E(db.RecurrentDropout, lambda: dict(cell=nn.LSTMCell(3, 4), p=0.3, mode="locked",
+                                                            batch_first=False, drop_cell_state=False, generator=gen()),
+                          dict(cell=MODULE + [nn.GRUCell(3, 4), nn.LSTM(3, 4)], p=PROB, mode=CHOICE,
+                               batch_first=BOOL, drop_cell_state=BOOL, generator=GENERATOR)),
+    "RecurrentDropout.forward": E(lambda **kw: db.RecurrentDropout(nn.LSTMCell(3, 4), 0.3)(**kw),
+                                  lambda: dict(x=sequence(), state=lstm_state()),
+                                  dict(x=FLOAT_TENSOR + [torch.ones(5, 2), torch.ones(0, 2, 3), torch.ones(5, 2, 7),
+                                                         torch.ones(5, 2, 3, dtype=F64)],
+                                       state=[torch.zeros(2, 4), (torch.zeros(2, 4),), 3, "s", [None, None],
+                                              (torch.zeros(2, 4), torch.zeros(3, 4)),
+                                              (torch.zeros(2, 4, dtype=torch.int64), torch.zeros(2, 4)),
+                                              (torch.zeros(2, 4), torch.zeros(2, 4, dtype=F64)),
+                                              (torch.zeros(2, 4), torch.zeros(2, 4), torch.zeros(2, 4))])),
+    "RecurrentClassifier": E(db.RecurrentClassifier,
+                             lambda: dict(n_tokens=8, hidden_size=4, n_classes=3, embed=4, variant="locked", p=0.3,
+                                          drop_cell_state=None, generator=gen()),
+                             dict(n_tokens=POS_INT, hidden_size=POS_INT, n_classes=POS_INT, embed=POS_INT,
+                                  variant=CHOICE, p=PROB, drop_cell_state=[b for b in BOOL if b is not None],
+                                  generator=GENERATOR)),
+    "RecurrentClassifier.forward": E(forward_of(lambda: db.RecurrentClassifier(8, 4, 3, variant="locked", p=0.3),
+                                                "tokens"),
+                                     lambda: dict(tokens=tokens()),
+                                     dict(tokens=[torch.ones(2, 6), torch.ones(2, 6, dtype=torch.int32),
+                                                  torch.full((2, 6), 8), torch.full((2, 6), -1), None, [[0] * 6],
+                                                  np.zeros((2, 6), dtype=np.int64), torch.ones(0, 6).long(),
+                                                  torch.ones(6).long()])),
+    "delayed_recall": E(db.delayed_recall, lambda: dict(n=4, length=6, n_symbols=3, n_noise=2, delay=2, seed=0),
+                        dict(n=POS_INT, length=POS_INT + [1], n_symbols=POS_INT + [1], n_noise=POS_INT,
+                             delay=[-1, 6, 2.5, "3", True, torch.tensor(1)], seed=SEED)),
+    # chapter 12
+    "drop_edge": E(db.drop_edge, lambda: dict(edge_index=path_graph(), p=0.3, force_undirected=False, training=True,
+                                              generator=gen()),
+                   dict(edge_index=EDGE_INDEX, p=PROB, force_undirected=BOOL, training=BOOL, generator=GENERATOR)),
+    "drop_edge.force_undirected": E(lambda **kw: db.drop_edge(**kw, force_undirected=True),
+                                    lambda: dict(edge_index=path_graph()),
+                                    dict(edge_index=[torch.tensor([[0, 1], [1, 2]]), torch.tensor([[0, 1, 1], [1, 0, 0]])])),
+    "drop_node": E(db.drop_node, lambda: dict(x=x34(), p=0.3, training=True, generator=gen()),
+                   dict(x=FLOAT_TENSOR + [torch.ones(3), torch.ones(0, 3)], p=PROB, training=BOOL, generator=GENERATOR)),
+    "normalized_adjacency": E(db.normalized_adjacency, lambda: dict(edge_index=path_graph(), num_nodes=3,
+                                                                    normalization="sym", dtype=torch.float32),
+                              dict(edge_index=EDGE_INDEX + [torch.tensor([[0], [3]]), torch.tensor([[1], [1]])],
+                                   num_nodes=POS_INT + [2], normalization=CHOICE, dtype=FLOAT_DTYPE)),
+    "dirichlet_energy": E(db.dirichlet_energy, lambda: dict(x=torch.randn(3, 2, generator=gen(10)),
+                                                            edge_index=path_graph(), normalized=True),
+                          dict(x=FLOAT_TENSOR + [torch.ones(3), torch.ones(0, 2)],
+                               edge_index=EDGE_INDEX + [torch.tensor([[0], [3]]), torch.tensor([[1], [1]])],
+                               normalized=BOOL)),
+    "mean_pairwise_distance": E(db.mean_pairwise_distance, lambda: dict(x=torch.randn(3, 2, generator=gen(11))),
+                                dict(x=FLOAT_TENSOR + [torch.ones(1, 2), torch.ones(3)])),
+    "Graph": E(lambda **kw: db.stochastic_block_model(**kw), lambda: dict(sizes=[3, 3], p_in=0.5, p_out=0.1), {}),
+    "karate_club": E(db.karate_club, lambda: {}, {}),
+    "stochastic_block_model": E(db.stochastic_block_model, lambda: dict(sizes=[3, 3], p_in=0.5, p_out=0.1, seed=0),
+                                dict(sizes=[[], [0, 3], [2.5], "33", None, 3, {3}, np.ones((2, 2), dtype=np.int64),
+                                            [True, 3], [3, -1]],
+                                     # networkx seeds Python's random with any int >= 0: 2**64 is a valid seed
+                                     p_in=PROB, p_out=PROB, seed=[s for s in SEED if not (type(s) is int and s >= 2**64)])),
 }
 
 #: public names that are modules; their own contents are tested in their own test files
@@ -427,7 +528,7 @@ SUBMODULES = {"derivations", "montecarlo", "exercises", "environment"}
 RESULTS = {"JensenGap": db.JensenGap, "LayerwiseGap": db.LayerwiseGap, "AmbiguityDecomposition": db.AmbiguityDecomposition,
            "MCPrediction": db.MCPrediction, "VarianceShift": db.VarianceShift, "KLApproximationError": db.KLApproximationError,
            "SparsityReport": db.SparsityReport, "SparseVDHistory": db.SparseVDHistory,
-           "SPARSE_VD_K": db.variational.SparseVDConstants}
+           "SPARSE_VD_K": db.variational.SparseVDConstants, "Graph": db.Graph}
 
 
 def test_every_public_name_has_an_entry():
@@ -550,8 +651,16 @@ DROPOUTS = {
     "DropPath": lambda x, p, g: db.DropPath(p, generator=g)(x),
     "gaussian_dropout": lambda x, p, g: db.gaussian_dropout(x, p, generator=g),
     "GaussianDropout": lambda x, p, g: db.GaussianDropout(p, generator=g)(x),
+    # (T, B, H, W) as a sequence (T, B, H * W): a view, so a non-contiguous input stays one
+    "locked_dropout": lambda x, p, g: db.locked_dropout(x.flatten(2), p, generator=g).unflatten(2, x.shape[2:]),
+    "drop_connect": lambda x, p, g: db.drop_connect(x, p, generator=g),
+    "drop_node": lambda x, p, g: db.drop_node(x, p, generator=g),
+    # zoneout from a zero previous state is standard (unscaled) dropout of the new state
+    "zoneout": lambda x, p, g: db.zoneout(torch.zeros_like(x), x, p, generator=g),
 }
 ALLOWS_P_ONE = set(DROPOUTS) - {"gaussian_dropout", "GaussianDropout"}
+#: dropouts that refuse an empty input on purpose (a sequence, a weight or a graph without entries)
+REFUSES_EMPTY = {"locked_dropout", "drop_connect", "drop_node"}
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64], ids=str)
@@ -575,10 +684,16 @@ def test_p_numpy_scalar_or_0d_tensor_counts_as_the_number(name):
         assert torch.equal(DROPOUTS[name](x, p, gen(3)), reference)
 
 
-@pytest.mark.parametrize("name", sorted(DROPOUTS))
+@pytest.mark.parametrize("name", sorted(set(DROPOUTS) - REFUSES_EMPTY))
 def test_empty_input_gives_an_empty_output(name):
     x = torch.ones(0, 3, 6, 6)
     assert DROPOUTS[name](x, 0.3, gen()).shape == x.shape
+
+
+@pytest.mark.parametrize("name", sorted(REFUSES_EMPTY))
+def test_an_empty_input_is_refused_naming_it(name):
+    with pytest.raises(ValueError, match=r"^(x|weight) must (not be empty|hold at least one node)"):
+        DROPOUTS[name](torch.ones(0, 3, 6, 6), 0.3, gen())
 
 
 @pytest.mark.parametrize("name", sorted(DROPOUTS))
@@ -599,6 +714,33 @@ def test_gradient_at_p_zero_is_one_and_at_p_one_is_zero_not_missing(name):
         assert torch.equal(y, torch.zeros_like(x))
         y.sum().backward()
         assert x.grad is not None and torch.equal(x.grad, torch.zeros_like(x))
+
+
+#: the dropouts of chapters 11 and 12 with inputs in two non-row-major layouts each, as ``f(x, p, generator)``
+LAYOUTS = {
+    "locked_dropout": (lambda x, p, g: db.locked_dropout(x, p, generator=g),
+                       [torch.randn(4, 3, 5, generator=gen(7)).permute(1, 2, 0),
+                        torch.randn(5, 3, 4, generator=gen(7)).transpose(0, 2)]),
+    "drop_connect": (DROPOUTS["drop_connect"], None),
+    "drop_node": (DROPOUTS["drop_node"], None),
+    "zoneout": (DROPOUTS["zoneout"], None),
+}
+
+
+@pytest.mark.parametrize("p", [0.3, 1.0])
+@pytest.mark.parametrize("name", sorted(LAYOUTS))
+def test_the_memory_layout_is_kept_with_the_draws_of_the_row_major_input(name, p):
+    """As ``torch.nn.Dropout``: a channels-last or permuted input gives an output of its strides,
+    whose values are those of the row-major copy under the same generator state."""
+    fn, inputs = LAYOUTS[name]
+    if inputs is None:
+        x = torch.randn(2, 3, 5, 5, generator=gen(7)) + 3.0
+        inputs = [x.contiguous(memory_format=torch.channels_last), x.permute(2, 0, 3, 1)]
+    for x in inputs:
+        assert not x.is_contiguous()
+        y = fn(x, p, gen(8))
+        assert y.stride() == x.stride() == torch.nn.functional.dropout(x, p).stride()
+        assert torch.equal(y, fn(x.contiguous(), p, gen(8)))
 
 
 def test_numpy_integers_are_sizes():
@@ -739,6 +881,11 @@ TRAINING_FLAG = {
     "attention_dropout": lambda t: db.attention_dropout(probs()[0], 0.3, training=t),
     "self_attention": lambda t: db.self_attention(torch.randn(2, 5, 4), torch.randn(4, 12), attn_dropout=0.1, training=t),
     "gaussian_dropout": lambda t: db.gaussian_dropout(x34(), 0.3, training=t),
+    "locked_dropout": lambda t: db.locked_dropout(sequence(), 0.3, training=t),
+    "drop_connect": lambda t: db.drop_connect(x34(), 0.3, training=t),
+    "zoneout": lambda t: db.zoneout(x34(), x34() + 1, 0.3, training=t),
+    "drop_edge": lambda t: db.drop_edge(path_graph(), 0.3, training=t),
+    "drop_node": lambda t: db.drop_node(x34(), 0.3, training=t),
 }
 
 
