@@ -56,7 +56,7 @@ def _metadata(wheel: Path) -> str:
 
 
 def _torch_requirement(metadata: str) -> str:
-    (line,) = [line for line in metadata.splitlines() if re.match(r"Requires-Dist: torch\b", line)]
+    (line,) = [line for line in metadata.splitlines() if re.match(r"Requires-Dist: torch(?![\w.-])", line)]
     return line.removeprefix("Requires-Dist: ")
 
 

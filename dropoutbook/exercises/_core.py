@@ -240,6 +240,11 @@ def _survivor_scale_message(ratio: float, p: float) -> str | None:
     return f"survivors are scaled by {ratio:.4g}; inverted dropout scales them by 1/(1-p) = {1 / (1 - p):.4g}"
 
 
+#: Subclasses of sympy classes that checkers themselves put into an answer (e.g. chapter 11 marks the
+#: results of the expectation it hands in); a submission's own classes are refused.
+_CHECKER_SYMPY_CLASSES: set[type] = set()
+
+
 def _student_symbols(expr, allowed: dict, what: str) -> sp.Expr:
     if isinstance(expr, (int, float)) and not isinstance(expr, bool):
         expr = sp.sympify(expr)
@@ -248,6 +253,7 @@ def _student_symbols(expr, allowed: dict, what: str) -> sp.Expr:
                           f"got {type(expr).__name__}")
     foreign = sorted({type(node).__name__ for node in sp.preorder_traversal(expr)
                       if not (type(node).__module__ or "").startswith("sympy.")
+                      and type(node) not in _CHECKER_SYMPY_CLASSES
                       and not isinstance(type(node), sp.core.function.UndefinedFunction)})
     if foreign:  # a class of the submission's own could redefine how the checker compares
         raise CheckFailed(f"{what} should be built from sympy's own classes, got {foreign}")

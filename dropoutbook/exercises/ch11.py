@@ -20,7 +20,7 @@ import torch
 
 from .. import derivations
 from .._validation import check_positive_int, check_probability, check_real_sequence
-from ._core import CheckFailed, _as_output, _check_numbers, _same_function, _student_symbols, _survivor_scale_message, call_student, passed
+from ._core import _CHECKER_SYMPY_CLASSES, CheckFailed, _as_output, _check_numbers, _same_function, _student_symbols, _survivor_scale_message, call_student, passed
 
 __all__ = [
     "check_locked_dropout", "check_gain_moments", "check_connect_covariance", "check_zoneout_test_time",
@@ -200,6 +200,9 @@ def _check_locked_dropout(fn, g: torch.Generator) -> str:
 class _Derived(sp.Symbol):
     """A symbol that prints and computes like its namesake, put by the recorder into what the expectation returns:
     an answer built from those results carries it, an answer typed in from ``keep`` does not."""
+
+
+_CHECKER_SYMPY_CLASSES.add(_Derived)  # the checker's own marker, not a class of the submission
 
 
 class _RecordedExpectation:
