@@ -336,7 +336,7 @@ def check_gain_moments(fn) -> None:
 # exercise 3: predict variance and covariance under input dropout and DropConnect
 
 #: The weights, input and drop probability of the "predict" exercise of chapter 11 (the defaults
-#: of :func:`check_connect_covariance`; printed by the notebook, never read by the checker).
+#: of :func:`~dropoutbook.exercises.check_connect_covariance`; printed by the notebook, never read by the checker).
 CONNECT_EXERCISE = types.MappingProxyType(dict(w1=(0.5, -1.0, 1.5), w2=(2.0, 0.5, -1.0), x=(1.0, 2.0, -0.5), p=0.3))
 
 _CONNECT_KEYS = ("input_variance", "input_covariance", "connect_variance", "connect_covariance")
