@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 NOTEBOOKS := $(wildcard chapters/*.ipynb) $(wildcard exercises/[0-9]*.ipynb) course.ipynb
 
-.PHONY: install html test test-lib test-notebooks execute student nbgrader bench clean
+.PHONY: install html test test-lib test-notebooks execute student nbgrader lab bench clean
 
 # Notebooks run in the book's numerical environment (dropoutbook/environment.py): the Jupyter
 # kernel 'dropoutbook', installed into .venv below, carries its variables (kernel instruction sets
@@ -51,6 +51,10 @@ student: $(STAMP)
 # exercises in a course"); copy _build/nbgrader/source into a course directory.
 nbgrader: $(STAMP)
 	$(PY) -m dropoutbook.exercises --nbgrader exercises _build/nbgrader/source
+
+# JupyterLab from the book's environment; the notebooks name the kernel 'dropoutbook', so it is used.
+lab: $(STAMP)
+	$(BIN)/jupyter-lab
 
 bench: $(STAMP)
 	for script in benchmarks/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done

@@ -326,7 +326,7 @@ def path_survival_probability(p: float, depth: int, *, input_p: float = 0.0) -> 
 
     .. math:: P(\text{path active}) = (1 - p_{\mathrm{in}})\,(1-p)^{L}.
 
-    With no input dropout this is the seed's :math:`(1-p)^L` :cite:`srivastava2014dropout`;
+    With no input dropout this is the familiar :math:`(1-p)^L` :cite:`srivastava2014dropout`;
     chapter 4, "Dropout as an ensemble of subnetworks", derives it with sympy and checks it by
     simulation.
 

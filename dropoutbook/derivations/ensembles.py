@@ -285,8 +285,7 @@ def path_survival(widths: Sequence[int], *, input_dropout: bool = False) -> Path
     * ``any_path``: the expectation of :math:`\prod_l \bigl(1 - \prod_i (1 - m_{l,i})\bigr)`,
       the indicator that every dropped layer keeps at least one unit.
 
-    Chapter 4, "Dropout as an ensemble of subnetworks"; the path view is from :cite:`srivastava2014dropout`
-    and the seed documents.
+    Chapter 4, "Dropout as an ensemble of subnetworks"; the path view is from :cite:`srivastava2014dropout`.
 
     Args:
         widths: a sequence of at least two positive ints, at most 12 droppable units in total.

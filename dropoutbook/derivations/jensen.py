@@ -22,7 +22,7 @@ __all__ = [
     "DeltaMethodGap", "delta_method_gap", "ReluSingleUnitGap", "relu_single_unit_gap",
 ]
 
-#: The keep probability, for formulas written in the seed's convention (:math:`p_{\mathrm{keep}} = 1 - p`).
+#: The keep probability, for formulas written with p as the keep rate (:math:`p_{\mathrm{keep}} = 1 - p`), as in :cite:`srivastava2014dropout`.
 p_keep = sp.Symbol("p_keep", positive=True)
 
 _SCALINGS = ("inverted", "standard")
@@ -59,7 +59,7 @@ def quadratic_jensen_gap(scaling: str = "inverted", convention: str = "drop") ->
     :math:`s = k` for inverted dropout and :math:`s = 1` without scaling (``"standard"``).
     ``convention="drop"`` writes the result in the book's drop probability :math:`p`
     (:math:`k = 1-p`); ``convention="keep"`` in the keep probability :math:`p_{\mathrm{keep}}`
-    (:math:`k = p_{\mathrm{keep}}`), the convention of the seed's Jensen paragraph. Both
+    (:math:`k = p_{\mathrm{keep}}`), the convention of Srivastava et al. :cite:`srivastava2014dropout`. Both
     expectations are sums over the two mask values (:func:`expectation`). The results are
     :math:`p(1-p)x^2` (standard, either convention), :math:`\frac{p}{1-p}x^2` (inverted, drop
     convention) and :math:`\frac{1-p_{\mathrm{keep}}}{p_{\mathrm{keep}}}x^2` (inverted, keep
