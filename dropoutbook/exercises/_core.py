@@ -6,11 +6,15 @@ and calls :func:`passed` once when it is right. :func:`checker` wraps every publ
 package ``dropoutbook.exercises`` applies it) so that it returns a :class:`CheckResult`, accepts a
 ``points=`` argument, and attaches the result to the :class:`CheckFailed` it raises.
 
-The underscored helpers are shared by the chapters' checker modules (not part of the public API):
-reading a student's tensor or sympy answer, comparing two expressions as functions, naming the
-usual mistake behind a wrong survivor scale of inverted dropout (chapter 1), patching a function
-for the duration of a check (a forbidden shortcut, an observed call), and the hooks through which
-the grader (:mod:`dropoutbook.exercises.grading`) verifies that a submission changed nothing.
+The underscored helpers are shared by the chapters' checker modules (not part of the public API;
+a helper that several chapters use lives here, not in one chapter's module): reading a student's
+tensor, number, dict or sympy answer, comparing two expressions as functions, naming the usual
+mistake behind a wrong survivor scale of inverted dropout (chapter 1), drawing the checkers' drop
+rates, detecting random draws that are reused, patching a function for the duration of a check (a
+forbidden shortcut, the whole library forbidden, an observed call, derivations whose masks are
+shifted so that a typed-in answer shows), the messages for an answer that was typed in, and the
+hooks through which the grader (:mod:`dropoutbook.exercises.grading`) verifies that a submission
+changed nothing.
 """
 
 from __future__ import annotations
@@ -21,10 +25,14 @@ import dataclasses
 import functools
 import inspect
 import math
+import numbers
+from collections.abc import Mapping
 
+import numpy as np
 import sympy as sp
 import torch
 
+from .. import derivations
 from .._validation import check_nonnegative
 
 __all__ = ["CheckFailed", "CheckResult", "call_student", "passed", "checker"]
@@ -293,3 +301,177 @@ def _check_numbers(answer: dict, truth: dict, keys, mistakes: dict, *, retry: st
             if math.isclose(value, wrong, rel_tol=1e-6, abs_tol=abs_tol):
                 raise CheckFailed(f"{key} = {value:.4g} is not right: {message}")
         raise CheckFailed(f"{key} = {value:.4g} is not right; {retry}")
+
+
+# --------------------------------------------------------------------------------------------
+# helpers used by the checkers of several chapters: reading a student's number or dict, drawing
+# rates, forbidding the library, detecting reused random draws, observing and shifting derivations
+
+_Z = 5.0  # the tolerance of _reused_draws, in standard errors
+
+
+@contextlib.contextmanager
+def _library_forbidden(module, hint: str):
+    """Run the block with every public function of the library ``module`` (and its re-export as
+    ``dropoutbook.<name>``) replaced by one that fails the check: the exercise asks for plain torch."""
+    import dropoutbook
+
+    with contextlib.ExitStack() as stack:
+        for name in module.__all__:
+            original = getattr(module, name)
+            stack.enter_context(_patched(module, name, _forbidden(f"dropoutbook.{name}", hint)))
+            if getattr(dropoutbook, name, None) is original:
+                stack.enter_context(_patched(dropoutbook, name, _forbidden(f"dropoutbook.{name}", hint)))
+        yield
+
+
+def _drawn_rates(ranges, *, seed: int) -> list[float]:
+    """One drop rate per ``(low, high)`` range, drawn uniformly by a generator seeded with ``seed`` and rounded
+    to 3 decimals (so that messages show them exactly); the same rates on every call."""
+    g = torch.Generator().manual_seed(seed)
+    u = torch.rand(len(ranges), generator=g, dtype=torch.float64).tolist()
+    return [round(lo + (hi - lo) * v, 3) for (lo, hi), v in zip(ranges, u)]
+
+
+def _real_number(value, name: str) -> float:
+    """Read one real number from a student's answer: a Python, NumPy or sympy number, or a one-element
+    tensor or array; a string, a bool, None, a complex number, NaN or inf fail with a message that says so."""
+    if isinstance(value, (torch.Tensor, np.ndarray)):
+        if value.size != 1 if isinstance(value, np.ndarray) else value.numel() != 1:
+            shape = tuple(value.shape)
+            raise CheckFailed(f"{name} should be one number, got a {type(value).__name__} of shape {shape}")
+        value = value.item()
+    if isinstance(value, (str, bytes)):
+        raise CheckFailed(f"{name} should be a number, got the string {value!r}: return the number itself, not its text")
+    if isinstance(value, (bool, np.bool_)) or value is None:
+        raise CheckFailed(f"{name} should be a number, got {type(value).__name__}")
+    if isinstance(value, sp.Basic):
+        if not value.is_number:
+            raise CheckFailed(f"{name} should be a number, got the expression {sp.sstr(value)} with the symbols "
+                              f"{sorted(map(str, value.free_symbols))}")
+        value = complex(value)
+    if isinstance(value, numbers.Complex) and not isinstance(value, numbers.Real):
+        if complex(value).imag != 0:
+            raise CheckFailed(f"{name} should be a real number, got the complex number {value}")
+        value = complex(value).real
+    if not isinstance(value, numbers.Real):
+        raise CheckFailed(f"{name} should be a number, got {type(value).__name__}")
+    value = float(value)
+    if math.isnan(value):
+        raise CheckFailed(f"{name} is NaN (not a number): some step divided 0 by 0 or took the log of a negative number")
+    if math.isinf(value):
+        raise CheckFailed(f"{name} is {value}: the prediction is a finite number; look for a division by 0")
+    return value
+
+
+def _answer_dict(answer, keys, what: str) -> dict:
+    """Check that ``answer`` is a dict with exactly ``keys``; the message lists the keys to return."""
+    wanted = list(keys)
+    if not isinstance(answer, dict):
+        raise CheckFailed(f"{what} should return a dict with the keys {wanted}, got {type(answer).__name__}")
+    if set(answer) != set(keys):
+        missing = [k for k in wanted if k not in answer]
+        extra = sorted(map(repr, set(answer) - set(keys)))
+        parts = ([f"missing {missing}"] if missing else []) + ([f"unexpected [{', '.join(extra)}]"] if extra else [])
+        raise CheckFailed(f"{what} should return a dict with exactly the keys {wanted} ({'; '.join(parts)})")
+    return answer
+
+
+def _number_dict(answer, keys, what: str) -> dict:
+    """A dict of real numbers (see :func:`_real_number`) with exactly ``keys``."""
+    answer = _answer_dict(answer, keys, what)
+    return {key: _real_number(answer[key], key) for key in keys}
+
+
+def _agree(a: sp.Expr, b: sp.Expr, symbols, points) -> bool:
+    """Whether two sympy expressions agree as functions of ``symbols`` at every point of ``points``
+    (relative tolerance 1e-9). Numbers first, which is much faster than :func:`sp.simplify` and just
+    as strict for the expressions of these exercises; where an expression cannot be evaluated at a
+    point, :func:`~dropoutbook.exercises._core._same_function` decides."""
+    for point in points:
+        subs = dict(zip(symbols, point))
+        try:
+            va, vb = complex(a.subs(subs)), complex(b.subs(subs))
+        except (TypeError, ValueError, ZeroDivisionError):
+            return _same_function(a, b, symbols, points)
+        if not all(map(math.isfinite, (va.real, va.imag, vb.real, vb.imag))):
+            return _same_function(a, b, symbols, points)
+        if not (math.isclose(va.real, vb.real, rel_tol=1e-9, abs_tol=1e-12)
+                and math.isclose(va.imag, vb.imag, rel_tol=1e-9, abs_tol=1e-12)):
+            return False
+    return True
+
+
+def _derived_dict(answer, keys, allowed: dict, what: str) -> dict:
+    """A dict with exactly ``keys`` of sympy expressions in the symbols ``allowed`` (by name)."""
+    answer = _answer_dict(answer, keys, what)
+    return {key: _student_symbols(answer[key], allowed, f"the {key!r} entry") for key in keys}
+
+
+def _reused_draws(values: torch.Tensor):
+    """Where the random ``values`` reuse their draws, as ``(shift, where, agree, expected)``, or None.
+
+    Two entries a fixed offset apart agree far more often than independent draws would when draws are
+    reused (the same mask for two halves, a repeated or interleaved mask, ``u`` and ``1 - u``). Each
+    dimension and the flattened tensor are compared with themselves shifted by 1 and by half their size;
+    independent draws agree with probability Σ_v P(v)² (estimated from the values' frequencies), and the
+    tolerance is 5 standard errors of the agreement fraction.
+    """
+    flat = values.reshape(-1)
+    _, counts = torch.unique(flat, return_counts=True)
+    expected = ((counts.double() / flat.numel()) ** 2).sum().item()
+    views = [(flat, 0, "the flattened tensor")] + [(values, d, f"dimension {d}") for d in range(values.ndim)]
+    for tensor, d, where in views:
+        size = tensor.shape[d]
+        for shift in sorted({1, size // 2}):
+            if size < 2 or shift < 1:
+                continue
+            agree = (tensor == tensor.roll(shift, d)).double().mean().item()
+            se = math.sqrt(max(expected * (1 - expected), 1e-12) / tensor.numel())
+            if abs(agree - expected) > _Z * se + 1e-3:
+                return shift, where, agree, expected
+    return None
+
+
+@contextlib.contextmanager
+def _derivation_calls():
+    """Record the calls of ``derivations.expectation`` and ``derivations.variance`` while the block runs."""
+    with _recorded_calls(derivations, "expectation") as first, _recorded_calls(derivations, "variance") as second:
+        calls: list = []
+        yield calls
+        calls.extend(first + second)
+
+
+#: The factor by which :func:`_shifted_masks` scales the keep probability of every Bernoulli mask.
+_SHIFT = sp.Rational(1, 2)
+
+
+@contextlib.contextmanager
+def _shifted_masks():
+    """While the block runs, ``derivations.expectation`` and ``derivations.variance`` treat every
+    mask distributed as ``Bernoulli(k)`` as ``Bernoulli(k/2)``. An answer computed with them moves
+    accordingly; an answer typed in (perhaps next to an irrelevant call) does not."""
+    def shifted(original):
+        @functools.wraps(original)
+        def call(expr, distributions, *args, **kwargs):
+            if isinstance(distributions, Mapping):
+                distributions = {s: derivations.Bernoulli(sp.sympify(d.keep) * _SHIFT)
+                                 if isinstance(d, derivations.Bernoulli) else d for s, d in distributions.items()}
+            return original(expr, distributions, *args, **kwargs)
+        return call
+
+    with _patched(derivations, "expectation", shifted(derivations.expectation)), \
+            _patched(derivations, "variance", shifted(derivations.variance)):
+        yield
+
+
+def _not_following_message(what: str) -> str:
+    return (f"{what} does not follow the mask distribution it passes to derivations.expectation/variance: "
+            "when the checker draws every Bernoulli(k) mask as Bernoulli(k/2) inside those functions, your answer "
+            "does not change as a computed one would. Part of it was typed in (or computed without the mask): "
+            "let sympy compute the whole answer from the definition")
+
+
+def _typed_message(what: str, functions: str) -> str:
+    return (f"{what} never called {functions}: the answer was typed in, not computed. The exercise "
+            "asks you to let sympy compute it, so that the result follows from the definition")

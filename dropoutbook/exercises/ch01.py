@@ -7,9 +7,9 @@ are not scaled: did you forget to divide by 1 - p?"). Instructors can reuse them
 The implement checkers draw their drop rates from their own seeded generator (the same rates on
 every call, never 0.5) and try several shapes, so that a hard-coded rate or a mask shared over a
 batch fails; the derive checker calls the student's function with a second mask distribution, so
-that a typed-in answer fails. The underscored helpers at the end (reading a student's number or
-dict, drawing rates, a distribution to pass to a derivation) are shared by the checkers of
-chapters 1 to 5.
+that a typed-in answer fails. The helpers these checkers share with other chapters (reading a
+student's number or dict, drawing rates, detecting reused draws) live in
+``dropoutbook.exercises._core``.
 """
 
 from __future__ import annotations
@@ -17,17 +17,15 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-import numbers
 import types
 
-import numpy as np
 import sympy as sp
 import torch
 
 from .. import _validation, derivations, masks
 from ._core import (
-    CheckFailed, _as_output, _check_numbers, _forbidden, _patched, _same_function, _student_symbols,
-    _survivor_scale_message, call_student, passed,
+    CheckFailed, _agree, _as_output, _check_numbers, _derived_dict, _drawn_rates, _forbidden, _library_forbidden,
+    _number_dict, _patched, _reused_draws, _survivor_scale_message, call_student, passed,
 )
 
 __all__ = [
@@ -120,31 +118,6 @@ def _shared_dimension_message(kept: torch.Tensor) -> str | None:
     return (f"on an input of shape {shape} you use the same mask for every {whom} (your mask is constant along "
             f"dimension {d}, of size {shape[d]}): you drew fewer decisions than elements and shared them, so those "
             "units are dropped together. Use one draw per element, the shape of x: torch.rand_like(x) >= p")
-
-
-def _reused_draws(values: torch.Tensor):
-    """Where the random ``values`` reuse their draws, as ``(shift, where, agree, expected)``, or None.
-
-    Two entries a fixed offset apart agree far more often than independent draws would when draws are
-    reused (the same mask for two halves, a repeated or interleaved mask, ``u`` and ``1 - u``). Each
-    dimension and the flattened tensor are compared with themselves shifted by 1 and by half their size;
-    independent draws agree with probability Σ_v P(v)² (estimated from the values' frequencies), and the
-    tolerance is 5 standard errors of the agreement fraction. Shared by the checkers of chapters 1 to 5.
-    """
-    flat = values.reshape(-1)
-    _, counts = torch.unique(flat, return_counts=True)
-    expected = ((counts.double() / flat.numel()) ** 2).sum().item()
-    views = [(flat, 0, "the flattened tensor")] + [(values, d, f"dimension {d}") for d in range(values.ndim)]
-    for tensor, d, where in views:
-        size = tensor.shape[d]
-        for shift in sorted({1, size // 2}):
-            if size < 2 or shift < 1:
-                continue
-            agree = (tensor == tensor.roll(shift, d)).double().mean().item()
-            se = math.sqrt(max(expected * (1 - expected), 1e-12) / tensor.numel())
-            if abs(agree - expected) > _Z * se + 1e-3:
-                return shift, where, agree, expected
-    return None
 
 
 def _dependent_draws_message(kept: torch.Tensor) -> str | None:
@@ -464,105 +437,3 @@ def check_naive_predictor_terms(fn, *, w=(1.0, -2.0, 0.5), x=(3.0, 1.0, 2.0), p=
     }
     _check_numbers(answer, truth, keys, mistakes, retry="recompute it from the decomposition")
     passed(", ".join(f"{k} = {truth[k]:.4g}" for k in keys))
-
-
-# --------------------------------------------------------------------------------------------
-# helpers shared by the checkers of chapters 1-5 (reading answers, drawing rates)
-
-
-@contextlib.contextmanager
-def _library_forbidden(module, hint: str):
-    """Run the block with every public function of the library ``module`` (and its re-export as
-    ``dropoutbook.<name>``) replaced by one that fails the check: the exercise asks for plain torch."""
-    import dropoutbook
-
-    with contextlib.ExitStack() as stack:
-        for name in module.__all__:
-            original = getattr(module, name)
-            stack.enter_context(_patched(module, name, _forbidden(f"dropoutbook.{name}", hint)))
-            if getattr(dropoutbook, name, None) is original:
-                stack.enter_context(_patched(dropoutbook, name, _forbidden(f"dropoutbook.{name}", hint)))
-        yield
-
-
-def _drawn_rates(ranges, *, seed: int) -> list[float]:
-    """One drop rate per ``(low, high)`` range, drawn uniformly by a generator seeded with ``seed`` and rounded
-    to 3 decimals (so that messages show them exactly); the same rates on every call."""
-    g = torch.Generator().manual_seed(seed)
-    u = torch.rand(len(ranges), generator=g, dtype=torch.float64).tolist()
-    return [round(lo + (hi - lo) * v, 3) for (lo, hi), v in zip(ranges, u)]
-
-
-def _real_number(value, name: str) -> float:
-    """Read one real number from a student's answer: a Python, NumPy or sympy number, or a one-element
-    tensor or array; a string, a bool, None, a complex number, NaN or inf fail with a message that says so."""
-    if isinstance(value, (torch.Tensor, np.ndarray)):
-        if value.size != 1 if isinstance(value, np.ndarray) else value.numel() != 1:
-            shape = tuple(value.shape)
-            raise CheckFailed(f"{name} should be one number, got a {type(value).__name__} of shape {shape}")
-        value = value.item()
-    if isinstance(value, (str, bytes)):
-        raise CheckFailed(f"{name} should be a number, got the string {value!r}: return the number itself, not its text")
-    if isinstance(value, (bool, np.bool_)) or value is None:
-        raise CheckFailed(f"{name} should be a number, got {type(value).__name__}")
-    if isinstance(value, sp.Basic):
-        if not value.is_number:
-            raise CheckFailed(f"{name} should be a number, got the expression {sp.sstr(value)} with the symbols "
-                              f"{sorted(map(str, value.free_symbols))}")
-        value = complex(value)
-    if isinstance(value, numbers.Complex) and not isinstance(value, numbers.Real):
-        if complex(value).imag != 0:
-            raise CheckFailed(f"{name} should be a real number, got the complex number {value}")
-        value = complex(value).real
-    if not isinstance(value, numbers.Real):
-        raise CheckFailed(f"{name} should be a number, got {type(value).__name__}")
-    value = float(value)
-    if math.isnan(value):
-        raise CheckFailed(f"{name} is NaN (not a number): some step divided 0 by 0 or took the log of a negative number")
-    if math.isinf(value):
-        raise CheckFailed(f"{name} is {value}: the prediction is a finite number; look for a division by 0")
-    return value
-
-
-def _answer_dict(answer, keys, what: str) -> dict:
-    """Check that ``answer`` is a dict with exactly ``keys``; the message lists the keys to return."""
-    wanted = list(keys)
-    if not isinstance(answer, dict):
-        raise CheckFailed(f"{what} should return a dict with the keys {wanted}, got {type(answer).__name__}")
-    if set(answer) != set(keys):
-        missing = [k for k in wanted if k not in answer]
-        extra = sorted(map(repr, set(answer) - set(keys)))
-        parts = ([f"missing {missing}"] if missing else []) + ([f"unexpected [{', '.join(extra)}]"] if extra else [])
-        raise CheckFailed(f"{what} should return a dict with exactly the keys {wanted} ({'; '.join(parts)})")
-    return answer
-
-
-def _number_dict(answer, keys, what: str) -> dict:
-    """A dict of real numbers (see :func:`_real_number`) with exactly ``keys``."""
-    answer = _answer_dict(answer, keys, what)
-    return {key: _real_number(answer[key], key) for key in keys}
-
-
-def _agree(a: sp.Expr, b: sp.Expr, symbols, points) -> bool:
-    """Whether two sympy expressions agree as functions of ``symbols`` at every point of ``points``
-    (relative tolerance 1e-9). Numbers first, which is much faster than :func:`sp.simplify` and just
-    as strict for the expressions of these exercises; where an expression cannot be evaluated at a
-    point, :func:`~dropoutbook.exercises._core._same_function` decides."""
-    for point in points:
-        subs = dict(zip(symbols, point))
-        try:
-            va, vb = complex(a.subs(subs)), complex(b.subs(subs))
-        except (TypeError, ValueError, ZeroDivisionError):
-            return _same_function(a, b, symbols, points)
-        if not all(map(math.isfinite, (va.real, va.imag, vb.real, vb.imag))):
-            return _same_function(a, b, symbols, points)
-        if not (math.isclose(va.real, vb.real, rel_tol=1e-9, abs_tol=1e-12)
-                and math.isclose(va.imag, vb.imag, rel_tol=1e-9, abs_tol=1e-12)):
-            return False
-    return True
-
-
-def _derived_dict(answer, keys, allowed: dict, what: str) -> dict:
-    """A dict with exactly ``keys`` of sympy expressions in the symbols ``allowed`` (by name)."""
-    answer = _answer_dict(answer, keys, what)
-    return {key: _student_symbols(answer[key], allowed, f"the {key!r} entry") for key in keys}

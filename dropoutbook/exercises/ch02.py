@@ -19,8 +19,10 @@ import torch
 
 from .. import _validation, derivations, implicit_l2
 from ..implicit_l2 import dropout_penalty, dropout_ridge_solution, logistic_dropout_penalty
-from ._core import CheckFailed, _student_symbols, call_student, passed
-from .ch01 import _agree, _answer_dict, _drawn_rates, _library_forbidden, _real_number
+from ._core import (
+    CheckFailed, _agree, _answer_dict, _drawn_rates, _library_forbidden, _real_number, _student_symbols, call_student,
+    passed,
+)
 
 __all__ = [
     "check_dropout_penalty", "check_derived_penalty", "check_dropout_ridge", "check_shrinkage_prediction",

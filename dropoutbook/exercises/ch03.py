@@ -19,8 +19,10 @@ import torch
 
 from .. import _validation, derivations, jensen
 from ..jensen import _mask_chunks, jensen_gap
-from ._core import CheckFailed, _check_numbers, call_student, passed
-from .ch01 import _agree, _derived_dict, _drawn_rates, _library_forbidden, _number_dict, _real_number, _reused_draws
+from ._core import (
+    CheckFailed, _agree, _check_numbers, _derived_dict, _drawn_rates, _library_forbidden, _number_dict, _real_number,
+    _reused_draws, call_student, passed,
+)
 
 __all__ = [
     "check_quadratic_gap", "check_exact_ensemble_mean", "check_delta_prediction",

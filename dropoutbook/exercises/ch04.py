@@ -19,8 +19,10 @@ import torch
 
 from .. import _validation, derivations, ensembles
 from ..ensembles import ambiguity_decomposition, path_survival_probability, subnetwork_average
-from ._core import CheckFailed, call_student, passed
-from .ch01 import _agree, _derived_dict, _drawn_rates, _library_forbidden, _number_dict, _real_number
+from ._core import (
+    CheckFailed, _agree, _derived_dict, _drawn_rates, _library_forbidden, _number_dict, _real_number, call_student,
+    passed,
+)
 
 __all__ = [
     "check_ensemble_terms", "check_ambiguity_constant", "check_subnetwork_average",

@@ -21,8 +21,9 @@ from torch import nn
 
 from .. import _validation, derivations, uncertainty
 from ..uncertainty import expected_entropy, mc_predict, mutual_information, predictive_entropy
-from ._core import CheckFailed, call_student, passed
-from .ch01 import _agree, _derived_dict, _drawn_rates, _library_forbidden, _real_number
+from ._core import (
+    CheckFailed, _agree, _derived_dict, _drawn_rates, _library_forbidden, _real_number, call_student, passed,
+)
 
 __all__ = [
     "check_mc_dropout_loop", "check_bald", "check_mc_mean_variance", "check_passes_needed",

@@ -10,7 +10,6 @@ import contextlib
 import copy
 import functools
 import math
-from collections.abc import Mapping
 
 import sympy as sp
 import torch
@@ -21,57 +20,15 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from .. import derivations
 from .._validation import check_probability
 from ..batchnorm import measure_variance_shift, recalibrate_batchnorm
-from ._core import CheckFailed, _patched, _recorded_calls, _student_symbols, call_student, passed
-from .ch01 import _drawn_rates, _real_number
+from ._core import (
+    _SHIFT, CheckFailed, _derivation_calls, _drawn_rates, _not_following_message, _patched, _real_number,
+    _shifted_masks, _student_symbols, _typed_message, call_student, passed,
+)
 
 __all__ = [
     "check_train_variance", "check_scale_error", "check_recalibration", "check_dropout_placement",
     "recalibration_exercise_model", "SCALE_ERROR_POINTS",
 ]
-
-
-@contextlib.contextmanager
-def _derivation_calls():
-    """Record the calls of ``derivations.expectation`` and ``derivations.variance`` while the block runs."""
-    with _recorded_calls(derivations, "expectation") as first, _recorded_calls(derivations, "variance") as second:
-        calls: list = []
-        yield calls
-        calls.extend(first + second)
-
-
-#: The factor by which :func:`_shifted_masks` scales the keep probability of every Bernoulli mask.
-_SHIFT = sp.Rational(1, 2)
-
-
-@contextlib.contextmanager
-def _shifted_masks():
-    """While the block runs, ``derivations.expectation`` and ``derivations.variance`` treat every
-    mask distributed as ``Bernoulli(k)`` as ``Bernoulli(k/2)``. An answer computed with them moves
-    accordingly; an answer typed in (perhaps next to an irrelevant call) does not."""
-    def shifted(original):
-        @functools.wraps(original)
-        def call(expr, distributions, *args, **kwargs):
-            if isinstance(distributions, Mapping):
-                distributions = {s: derivations.Bernoulli(sp.sympify(d.keep) * _SHIFT)
-                                 if isinstance(d, derivations.Bernoulli) else d for s, d in distributions.items()}
-            return original(expr, distributions, *args, **kwargs)
-        return call
-
-    with _patched(derivations, "expectation", shifted(derivations.expectation)), \
-            _patched(derivations, "variance", shifted(derivations.variance)):
-        yield
-
-
-def _not_following_message(what: str) -> str:
-    return (f"{what} does not follow the mask distribution it passes to derivations.expectation/variance: "
-            "when the checker draws every Bernoulli(k) mask as Bernoulli(k/2) inside those functions, your answer "
-            "does not change as a computed one would. Part of it was typed in (or computed without the mask): "
-            "let sympy compute the whole answer from the definition")
-
-
-def _typed_message(what: str, functions: str) -> str:
-    return (f"{what} never called {functions}: the answer was typed in, not computed. The exercise "
-            "asks you to let sympy compute it, so that the result follows from the definition")
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,9 +22,10 @@ from .. import derivations, dropblock
 from .._validation import check_positive_int, check_probability
 from ..dropblock import (_check_block_size, block_drop_fraction, coverage_counts, paper_seed_rate,
                          seed_rate)
-from ._core import CheckFailed, _check_numbers, _forbidden, _patched, _recorded_calls, _student_symbols, call_student, passed
-from .ch01 import _library_forbidden, _number_dict, _real_number
-from .ch06 import _typed_message
+from ._core import (
+    CheckFailed, _check_numbers, _forbidden, _library_forbidden, _number_dict, _patched, _real_number, _recorded_calls,
+    _student_symbols, _typed_message, call_student, passed,
+)
 
 __all__ = ["check_coverage_counts", "check_seed_rate", "check_padded_seed_rate", "check_position_rates",
            "POSITION_RATES_EXERCISE"]

@@ -16,8 +16,10 @@ import torch
 from .. import derivations, stochastic_depth
 from .._validation import check_probability
 from .._validation import check_positive_int
-from ._core import CheckFailed, _check_numbers, _as_output, _survivor_scale_message, call_student, passed
-from .ch01 import _drawn_rates, _library_forbidden, _number_dict, _real_number
+from ._core import (
+    CheckFailed, _as_output, _check_numbers, _drawn_rates, _library_forbidden, _number_dict, _real_number,
+    _survivor_scale_message, call_student, passed,
+)
 
 __all__ = [
     "check_drop_path", "check_survival_schedule", "check_depth_prediction", "check_block_test_time",

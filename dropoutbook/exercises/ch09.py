@@ -15,9 +15,10 @@ import torch
 
 from .. import derivations
 from .._validation import check_probability
-from ._core import CheckFailed, _check_numbers, _same_function, _student_symbols, call_student, passed
-from .ch01 import _answer_dict, _drawn_rates, _number_dict
-from .ch06 import _SHIFT, _derivation_calls, _not_following_message, _shifted_masks, _typed_message
+from ._core import (
+    _SHIFT, CheckFailed, _answer_dict, _check_numbers, _derivation_calls, _drawn_rates, _not_following_message,
+    _number_dict, _same_function, _shifted_masks, _student_symbols, _typed_message, call_student, passed,
+)
 
 __all__ = ["check_attention_with_dropout", "check_row_sum_variance", "check_row_sum_prediction", "ROW_EXERCISE"]
 

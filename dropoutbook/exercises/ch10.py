@@ -19,9 +19,10 @@ from .. import derivations, variational
 from .._validation import check_probability
 from ..montecarlo import estimate_mean, estimate_variance, z_score
 from ..variational import SPARSE_VD_K, neg_kl_approx
-from ._core import CheckFailed, _patched, _same_function, _student_symbols, call_student, passed
-from .ch01 import _answer_dict, _drawn_rates, _library_forbidden
-from .ch06 import _SHIFT, _derivation_calls, _not_following_message, _shifted_masks, _typed_message
+from ._core import (
+    _SHIFT, CheckFailed, _answer_dict, _derivation_calls, _drawn_rates, _library_forbidden, _not_following_message,
+    _patched, _same_function, _shifted_masks, _student_symbols, _typed_message, call_student, passed,
+)
 
 __all__ = [
     "check_gaussian_dropout", "check_gaussian_alpha", "check_local_reparameterization",
