@@ -78,3 +78,39 @@ def test_on_epoch_is_called_after_each_recorded_epoch_with_the_epoch_and_the_tra
         assert all(torch.equal(states[-1][k], v) for k, v in model.state_dict().items())
     with pytest.raises(TypeError, match="on_epoch must be callable"):
         train_classifier(mlp([64, 10]).double(), data, epochs=1, on_epoch="print")
+
+
+def test_chosen_is_the_first_epoch_of_highest_validation_accuracy_and_at_chosen_reads_the_test_there():
+    # the test accuracy peaks at another epoch than the validation accuracy: "chosen" must not be
+    # the oracle "best" (which looks at the test set)
+    runs = [History(test_accuracy=[0.5, 0.6, 0.9], val_accuracy=[0.7, 0.8, 0.8]),
+            History(test_accuracy=[0.7, 0.4, 0.5], val_accuracy=[0.6, 0.9, 0.5])]
+    assert [h.chosen for h in runs] == [1, 1]
+    assert across_runs(runs, "test_accuracy", at="chosen").value == pytest.approx(0.5)
+    assert across_runs(runs, "test_accuracy", at="best").value == pytest.approx(0.8)
+    assert across_runs(runs, "val_accuracy", at="chosen").value == pytest.approx(0.85)
+
+
+def test_chosen_without_a_validation_split_names_the_fix():
+    with pytest.raises(ValueError, match="n_val"):
+        History(test_accuracy=[0.5]).chosen
+    with pytest.raises(ValueError, match="n_val"):
+        across_runs([History(test_accuracy=[0.5])], "test_accuracy", at="chosen")
+
+
+def test_a_validation_split_is_recorded_every_recorded_epoch_and_does_not_change_the_training():
+    import torch
+
+    from dropoutbook.data import load_digits_split
+    from dropoutbook.training import mlp, train_classifier
+
+    with_val = load_digits_split(100, n_val=200, seed=3, dtype=torch.float32)
+    without = load_digits_split(100, seed=3, dtype=torch.float32)
+    assert torch.equal(with_val.x_train, without.x_train) and torch.equal(with_val.y_train, without.y_train)
+    histories = []
+    for data in (with_val, without):
+        torch.manual_seed(0)
+        histories.append(train_classifier(mlp([64, 16, 10]), data, epochs=4, record_every=2, seed=1))
+    a, b = histories
+    assert len(a.val_accuracy) == len(a.val_loss) == 2 and b.val_accuracy == []
+    assert a.loss == b.loss and a.train_accuracy == b.train_accuracy  # evaluation draws no randomness
