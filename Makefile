@@ -19,10 +19,22 @@ test-lib: export OMP_NUM_THREADS := 1
 
 install: $(STAMP)
 
-# constraints.txt pins every package, torch to the local CPU wheel 2.13.0 (no CUDA download).
+# constraints.txt pins every package, torch to the CPU wheel 2.13.0 (no CUDA download). The
+# installer is uv (pinned in constraints.txt), which installs the ~180 packages in seconds where pip
+# takes minutes; it reads no pip configuration, so the local wheel folders that pip is configured
+# with (find-links, e.g. where the CPU build of torch lies) are passed to it. `INSTALLER=pip make
+# install` uses pip instead; both install the same pinned versions.
+INSTALLER ?= uv
+FIND_LINKS := $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null)
+
 $(STAMP): pyproject.toml constraints.txt dropoutbook/environment.py
 	$(PYTHON) -m venv $(VENV)
+ifeq ($(INSTALLER),uv)
+	$(PY) -m pip install --quiet -c constraints.txt uv
+	$(BIN)/uv pip install --quiet --python $(PY) $(addprefix --find-links ,$(FIND_LINKS)) -c constraints.txt -e '.[test]'
+else
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+endif
 	$(PY) -m dropoutbook install-kernel --prefix $(VENV)
 	touch $(STAMP)
 
