@@ -25,7 +25,7 @@ install: $(STAMP)
 # with (find-links, e.g. where the CPU build of torch lies) are passed to it. `INSTALLER=pip make
 # install` uses pip instead; both install the same pinned versions.
 INSTALLER ?= uv
-FIND_LINKS := $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null)
+FIND_LINKS := $(sort $(PIP_FIND_LINKS) $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null))
 
 $(STAMP): pyproject.toml constraints.txt dropoutbook/environment.py
 	$(PYTHON) -m venv $(VENV)
