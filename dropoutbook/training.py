@@ -22,7 +22,7 @@ class History:
     """Per-epoch training loss, test loss and train/test accuracy recorded by :func:`train_classifier`.
 
     When the data has a validation split, ``val_loss`` and ``val_accuracy`` are recorded too (they
-    stay empty otherwise), and :attr:`chosen` is the recorded epoch a practitioner would keep.
+    stay empty otherwise), and :attr:`~dropoutbook.training.History.chosen` is the recorded epoch a practitioner would keep.
     """
 
     loss: list[float] = field(default_factory=list)
@@ -54,7 +54,7 @@ def across_runs(runs, metric: str, *, at: str = "final") -> Estimate:
     """Mean over several runs (seeds) of one metric, with its standard error.
 
     ``at="final"`` takes each run's value after the last epoch; ``at="chosen"`` its value at the
-    epoch chosen on the validation split (:attr:`History.chosen`), which is what an honest
+    epoch chosen on the validation split (:attr:`~dropoutbook.training.History.chosen`), which is what an honest
     report of early stopping gives; ``at="best"`` its best (largest) value over the epochs, which
     for a test metric is an oracle (the epoch is picked by looking at the test set) and is an upper
     bound, not a result. The experiments of chapters 1, 8 and 9 report their tables this way.
