@@ -31,7 +31,7 @@ SELU_SATURATION = -SELU_SCALE * SELU_ALPHA
 def alpha_dropout_affine(p: float) -> tuple[float, float]:
     r"""The affine correction :math:`(a, b)` of AlphaDropout with drop probability ``p`` (chapter 6).
 
-    With :math:`q = 1 - p` and :math:`\alpha' = -\lambda\alpha` (:data:`SELU_SATURATION`),
+    With :math:`q = 1 - p` and :math:`\alpha' = -\lambda\alpha` (:data:`~dropoutbook.selu.SELU_SATURATION`),
 
     .. math:: a = \bigl(q + \alpha'^2 q (1 - q)\bigr)^{-1/2}, \qquad b = -a (1 - q)\alpha',
 
