@@ -28,6 +28,8 @@ from . import uncertainty  # chapter 5
 from .uncertainty import *  # noqa: F403
 from . import batchnorm  # chapter 6
 from .batchnorm import *  # noqa: F403
+from . import selu  # chapter 6, section "AlphaDropout"
+from .selu import *  # noqa: F403
 from . import dropblock  # chapter 7
 from .dropblock import *  # noqa: F403
 from . import stochastic_depth  # chapter 8
@@ -52,6 +54,7 @@ __all__ = [
     *ensembles.__all__,
     *uncertainty.__all__,
     *batchnorm.__all__,
+    *selu.__all__,
     *dropblock.__all__,
     *stochastic_depth.__all__,
     *attention.__all__,

@@ -6,7 +6,9 @@ at test time, when dropout is off and the variance is smaller again: the *varian
 :cite:`li2019understanding`. This module gives the closed form for one unit
 (:func:`bn_train_variance`), measures the shift of every BatchNorm layer of a network
 (:func:`measure_variance_shift`) and removes it by recomputing the running statistics with
-dropout off (:func:`recalibrate_batchnorm`).
+dropout off (:func:`recalibrate_batchnorm`). LayerNorm stores no statistics, but it normalizes the
+noisy vector in training and the clean one at test time: :func:`layernorm_train_test_scale`
+measures the resulting scale mismatch.
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ._validation import as_float_tensor, check_module, check_probability, check_real_or_float_tensor, like_input
+from ._validation import (as_float_tensor, check_float_tensor, check_generator, check_module, check_positive_int,
+                          check_probability, check_real_or_float_tensor, like_input)
+from .montecarlo import Estimate, estimate_mean
 
-__all__ = ["bn_train_variance", "VarianceShift", "measure_variance_shift", "recalibrate_batchnorm"]
+__all__ = ["bn_train_variance", "VarianceShift", "measure_variance_shift", "recalibrate_batchnorm",
+           "layernorm_train_test_scale"]
 
 
 def bn_train_variance(mu, sigma2, keep_prob: float):
@@ -336,3 +341,90 @@ def recalibrate_batchnorm(model: nn.Module, batches) -> nn.Module:
             restore(layer)
     _warn_unreached(unreached, "their running statistics are left unchanged")
     return model
+
+
+def _layer_norm(z: torch.Tensor) -> torch.Tensor:
+    """Normalize the last dimension to mean 0 and (biased) variance 1, as ``nn.LayerNorm`` without affine and eps."""
+    centred = z - z.mean(-1, keepdim=True)
+    return centred / centred.pow(2).mean(-1, keepdim=True).sqrt()
+
+
+@torch.no_grad()
+def layernorm_train_test_scale(h: torch.Tensor, weight: torch.Tensor, p: float, *, bias: torch.Tensor | None = None,
+                               samples: int = 2000, generator: torch.Generator | None = None) -> Estimate:
+    r"""How much larger LayerNorm's test-time output is than its training-time mean, behind dropout (chapter 6).
+
+    A linear layer :math:`z = W\tilde h + c` follows inverted dropout :math:`\tilde h = m \odot h/(1-p)`
+    and feeds LayerNorm, :math:`\operatorname{LN}(z) = (z - \bar z)/s(z)` over the features (mean and biased
+    standard deviation of the vector itself; LayerNorm's affine map and :math:`\epsilon` left out). In training
+    LayerNorm divides by the standard deviation of the *noisy* vector, at test time by that of the clean one,
+    so although :math:`\mathbb E_m[z] = Wh + c`, the training-time mean of the output is a shrunken copy of the
+    test-time output. This function estimates the factor, the least-squares slope
+
+    .. math:: \kappa = \frac{\langle \mathbb E_m[\operatorname{LN}(\tilde z)],\, \operatorname{LN}(z)\rangle}
+                             {\langle \operatorname{LN}(z),\, \operatorname{LN}(z)\rangle},
+
+    averaged over the rows of ``h``, by Monte Carlo: ``samples`` masks per row, each giving one value of the
+    projection; the standard error is that of the mean of all these values (conservative when the rows
+    differ). :math:`\kappa = 1` means no mismatch; :math:`\kappa < 1` means the test-time output is
+    :math:`1/\kappa` times larger than its training mean. BatchNorm with fixed statistics is affine, so for it
+    the same slope is exactly 1; chapter 6, "Pitfalls and errata". The variance shift of BatchNorm is
+    :cite:`li2019understanding`; this measurement is the book's.
+
+    Args:
+        h: the input of dropout, a floating tensor of shape ``(d_in,)`` or ``(N, d_in)``; never modified.
+        weight: the linear layer's weight, shape ``(d_out, d_in)`` with ``d_out >= 2``, same dtype as ``h``.
+        p: drop probability in :math:`[0, 1)`.
+        bias: optional bias of shape ``(d_out,)``.
+        samples: number of masks per row of ``h``, an int >= 2.
+        generator: optional ``torch.Generator`` for reproducible masks.
+
+    Returns:
+        An :class:`~dropoutbook.Estimate` of :math:`\kappa` (exactly 1 with standard error 0 at ``p = 0``).
+
+    Examples:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> h, w = torch.rand(16, dtype=torch.float64), torch.randn(8, 16, dtype=torch.float64, generator=g)
+        >>> layernorm_train_test_scale(h, w, 0.0).value
+        1.0
+        >>> layernorm_train_test_scale(h, w, 0.5, generator=g).value < 1
+        True
+    """
+    check_float_tensor(h, "h")
+    check_float_tensor(weight, "weight")
+    if h.dim() not in (1, 2):
+        raise ValueError(f"h must have shape (d_in,) or (N, d_in), got {tuple(h.shape)}")
+    rows = h if h.dim() == 2 else h[None]
+    if rows.shape[0] == 0:
+        raise ValueError("h must hold at least one row, got an empty batch")
+    if weight.dim() != 2 or weight.shape[1] != rows.shape[1] or weight.shape[0] < 2:
+        raise ValueError(f"weight must have shape (d_out, {rows.shape[1]}) with d_out >= 2 (LayerNorm over one "
+                         f"feature is constant), got {tuple(weight.shape)}")
+    if weight.dtype != h.dtype:
+        raise TypeError(f"weight must have the dtype of h ({h.dtype}), got {weight.dtype}")
+    if bias is not None:
+        check_float_tensor(bias, "bias")
+        if bias.shape != (weight.shape[0],) or bias.dtype != h.dtype:
+            raise ValueError(f"bias must have shape ({weight.shape[0]},) and dtype {h.dtype}, "
+                             f"got {tuple(bias.shape)} and {bias.dtype}")
+    p = check_probability(p, allow_one=False)
+    samples = check_positive_int(samples, "samples")
+    if samples < 2:
+        raise ValueError(f"samples must be at least 2 (a standard error needs two values), got {samples}")
+    check_generator(generator)
+    shift = bias if bias is not None else torch.zeros(weight.shape[0], dtype=h.dtype, device=h.device)
+    test = _layer_norm(rows @ weight.T + shift)  # (N, d_out)
+    norm2 = (test * test).sum(-1)
+    if not bool((norm2 > 0).all()):
+        raise ValueError("the test-time vector W h + bias is constant over the features for some row: "
+                         "LayerNorm of it is undefined")
+    if p == 0.0:
+        return Estimate(1.0, 0.0, samples * rows.shape[0])
+    values = []
+    chunk = max(1, 2**20 // max(1, rows.numel()))
+    for start in range(0, samples, chunk):
+        k = min(chunk, samples - start)
+        keep = torch.rand((k, *rows.shape), generator=generator, dtype=rows.dtype, device=rows.device) >= p
+        z = (keep * rows / (1.0 - p)) @ weight.T + shift  # (k, N, d_out)
+        values.append(((_layer_norm(z) * test).sum(-1) / norm2).reshape(-1))
+    return estimate_mean(torch.cat(values))

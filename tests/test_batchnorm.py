@@ -392,3 +392,69 @@ def test_test_time_output_variance_is_one_over_k_squared():
     assert math.isclose(truth, 1 / k**2)
     check_agrees_and_rejects(combined, truth, {"k^2 (the ratio)": k**2, "1/k": 1 / k, "q (mean ignored)": q,
                                                "1 (no shift)": 1.0})
+
+
+# --------------------------------------------------------------------------------------------
+# LayerNorm behind dropout: no running statistics, but a scale mismatch (layernorm_train_test_scale)
+
+
+def _ln_setup(d=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    h = torch.relu(torch.randn(d, generator=g, dtype=torch.float64)) + 0.1
+    w = torch.randn(d, d, generator=g, dtype=torch.float64) / d**0.5
+    return h, w
+
+
+def _slope_by_hand(h, w, p, n, g):
+    """The same quantity written out directly: the mean over masks of LN(z~), projected on LN(z)."""
+    ln = lambda z: (z - z.mean(-1, keepdim=True)) / z.std(-1, unbiased=False, keepdim=True)
+    masks = (torch.rand(n, h.shape[0], generator=g, dtype=torch.float64) >= p).double()
+    mean_train = ln((masks * h / (1 - p)) @ w.T).mean(0)
+    test = ln(w @ h)
+    return float(mean_train @ test / (test @ test))
+
+
+def test_layernorm_scale_agrees_with_a_direct_computation_and_is_far_from_one():
+    h, w = _ln_setup()
+    est = db.layernorm_train_test_scale(h, w, 0.5, samples=20_000, generator=torch.Generator().manual_seed(1))
+    direct = _slope_by_hand(h, w, 0.5, 200_000, torch.Generator().manual_seed(2))
+    # the direct value has its own Monte Carlo error, about a third of est's: allow for both
+    assert abs(est.value - direct) < Z * est.stderr * (1 + 1 / 3**0.5), (est, direct)
+    # power: "LayerNorm has nothing to shift" (kappa = 1) is many standard errors away
+    assert not db.agrees(est, 1.0, z=Z)
+    assert est.value < 0.8
+
+
+def test_layernorm_scale_is_one_without_dropout_and_shrinks_with_p():
+    h, w = _ln_setup(d=32, seed=3)
+    assert db.layernorm_train_test_scale(h, w, 0.0).value == 1.0
+    values = [db.layernorm_train_test_scale(h, w, p, samples=4000, generator=torch.Generator().manual_seed(4))
+              for p in (0.1, 0.3, 0.5)]
+    for a, b in zip(values, values[1:]):
+        assert a.value - b.value > Z * (a.stderr**2 + b.stderr**2) ** 0.5, (a, b)
+
+
+def test_layernorm_scale_batch_of_rows_and_bias_and_input_untouched():
+    h, w = _ln_setup(d=16, seed=5)
+    rows = torch.stack([h, 2 * h + 0.1])
+    bias = torch.linspace(-1, 1, 16, dtype=torch.float64)
+    before = rows.clone()
+    est = db.layernorm_train_test_scale(rows, w, 0.3, bias=bias, samples=500, generator=torch.Generator().manual_seed(6))
+    assert torch.equal(rows, before) and est.n == 1000 and 0 < est.value < 1
+
+
+def test_batchnorm_with_fixed_statistics_keeps_the_conditional_mean():
+    """The other view of the shift: un-recalibrated BatchNorm is affine at test time, so its training-time mean
+    given the input is exactly its test-time output (dropout's own design rule), whatever its running variance."""
+    torch.manual_seed(7)
+    bn = nn.BatchNorm1d(5).double().eval()
+    bn.running_mean.uniform_(-1, 1)
+    bn.running_var.uniform_(0.5, 3)
+    x = torch.randn(5, dtype=torch.float64)
+    g = torch.Generator().manual_seed(8)
+    noisy = db.inverted_dropout(x.expand(200_000, 5), 0.5, generator=g)
+    out = bn(noisy)
+    mean, se = out.mean(0), out.std(0) / 200_000**0.5
+    assert ((mean - bn(x[None])[0]).abs() < Z * se).all()
+    # power: the test output scaled by 1/k (a plausible reading of "the shift") is far away in some channel
+    assert ((mean - 0.7 * bn(x[None])[0]).abs() > Z * se).any()

@@ -440,3 +440,86 @@ def test_dropout_placement_more_wrong_answers(answer, hint):
 def test_dropout_placement_functional_with_training_flag_passes(capsys):
     assert_passes(capsys, check_dropout_placement, lambda p: _LayersNet(p))
     assert_passes(capsys, check_dropout_placement, lambda p: _fixed_with(nn.Dropout)(p).eval())
+
+
+# --------------------------------------------------------------------------------------------
+# exercise 5: AlphaDropout from scratch
+
+from dropoutbook.exercises import check_alpha_dropout  # noqa: E402
+
+LAMBDA, ALPHA = 1.0507009873554805, 1.6732632423543772
+SAT = -LAMBDA * ALPHA
+
+
+def alpha_reference(x, p):
+    q = 1 - p
+    keep = (torch.rand(x.shape, dtype=x.dtype) >= p).to(x.dtype)
+    a = (q + SAT**2 * q * (1 - q)) ** -0.5
+    b = -a * (1 - q) * SAT
+    return a * (keep * x + (1 - keep) * SAT) + b
+
+
+def alpha_with_where(x, p):
+    """Correct, written differently: a kept / dropped branch with torch.where and the dropped value a*q*alpha'."""
+    q = 1.0 - p
+    var = q * (1 + q * (1 - q) * SAT**2 / q)
+    a = 1 / math.sqrt(var)
+    keep = torch.rand_like(x) < q
+    return torch.where(keep, a * x - a * (1 - q) * SAT, torch.full_like(x, a * q * SAT))
+
+
+def alpha_variant(*, a_of=None, b_of=None, dropped=SAT, keep_prob=lambda p: 1 - p, shared=False, fixed_seed=False,
+                  in_place=False, zero_after=False):
+    def fn(x, p):
+        q = 1 - p
+        a = a_of(q) if a_of else (q + SAT**2 * q * (1 - q)) ** -0.5
+        b = b_of(q, a) if b_of else -a * (1 - q) * SAT
+        g = torch.Generator().manual_seed(0) if fixed_seed else None
+        shape = x.shape[-1:] if shared else x.shape
+        keep = (torch.rand(shape, generator=g, dtype=x.dtype) < keep_prob(p)).to(x.dtype)
+        if zero_after:
+            return keep * (a * x + b)
+        if in_place:
+            x.mul_(keep).add_((1 - keep) * dropped)
+            return a * x + b
+        return a * (keep * x + (1 - keep) * dropped) + b
+    return fn
+
+
+def test_alpha_reference_and_a_second_correct_answer_pass(capsys):
+    assert_passes(capsys, check_alpha_dropout, alpha_reference)
+    assert_passes(capsys, check_alpha_dropout, alpha_with_where)
+
+
+def test_alpha_starter_fails():
+    assert_fails(check_alpha_dropout, starter, "not written yet")
+
+
+@pytest.mark.parametrize("fn, hint", [
+    (alpha_variant(a_of=lambda q: 1.0, b_of=lambda q, a: 0.0), "no affine correction"),
+    (alpha_variant(a_of=lambda q: ((1 - q) + SAT**2 * q * (1 - q)) ** -0.5, b_of=lambda q, a: -a * q * SAT),
+     "q and 1 − q swapped"),
+    (alpha_variant(a_of=lambda q: (q + SAT**2 * (1 - q)) ** -0.5), "second moment"),
+    (alpha_variant(a_of=lambda q: (q + ALPHA**2 * q * (1 - q)) ** -0.5, b_of=lambda q, a: a * (1 - q) * ALPHA,
+                   dropped=-ALPHA), "the λ is missing"),
+    (alpha_variant(dropped=0.0), "set to 0"),
+    (alpha_variant(zero_after=True), "dropped units are 0"),
+    (alpha_variant(keep_prob=lambda p: p), "that is 1 − p"),
+    (alpha_variant(shared=True), "one mask for every row"),
+    (alpha_variant(fixed_seed=True), "same entries on two calls"),
+    (alpha_variant(in_place=True), "in place"),
+    (lambda x, p: F.alpha_dropout(x, p, training=True), "torch.nn.functional.alpha_dropout"),
+    (lambda x, p: db.alpha_dropout(x, p), "dropoutbook.alpha_dropout"),
+], ids=["no-affine", "q-swapped", "second-moment", "alpha-not-lambda-alpha", "dropped-to-zero",
+        "zero-after-affine", "drop-keep-swapped", "shared-mask", "same-mask-every-call", "in-place", "torch", "library"])
+def test_alpha_typical_wrong_answers_fail_with_their_hint(fn, hint):
+    assert_fails(check_alpha_dropout, fn, hint)
+
+
+def test_alpha_dropped_units_left_at_saturation_fail():
+    def fn(x, p):
+        q = 1 - p
+        a = (q + SAT**2 * q * (1 - q)) ** -0.5
+        keep = (torch.rand(x.shape, dtype=x.dtype) >= p).to(x.dtype)
+        return keep * (a * x - a * (1 - q) * SAT) + (1 - keep) * SAT
+    assert_fails(check_alpha_dropout, fn, "applies to the dropped units too")

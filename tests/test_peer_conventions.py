@@ -8,6 +8,9 @@
   evaluation-mode ``BatchNorm1d`` in the model;
 * BatchNorm recalibration agrees with ``torch.optim.swa_utils.update_bn`` on the layers the
   forward reaches and leaves the other layers alone;
+* AlphaDropout draws from the distribution of ``torch.nn.functional.alpha_dropout``: the same two
+  output values per entry (a kept ``a*x + b`` and one dropped constant), the same drop rate and
+  the same moments (not the same random stream);
 * the chapter-9 transformer applies dropout through modules, as ``torch.nn.TransformerEncoderLayer``
   does, so that Monte Carlo dropout runs on it.
 """
@@ -314,3 +317,28 @@ def test_transformer_rates_read_and_set_the_dropout_modules():
         *(f"blocks.0.{k}" for k in ("w_qkv", "norm1.weight", "norm1.bias", "norm2.weight", "norm2.bias",
                                     "out.weight", "out.bias", "mlp.0.weight", "mlp.0.bias", "mlp.2.weight",
                                     "mlp.2.bias"))}
+
+
+# --------------------------------------------------------------------------------------------
+# AlphaDropout (chapter 6): the distribution of torch.nn.functional.alpha_dropout
+
+
+@pytest.mark.parametrize("p", [0.1, 0.35])
+def test_alpha_dropout_has_the_distribution_of_torchs(p):
+    torch.manual_seed(7)
+    x = torch.randn(400_000, dtype=F64)
+    ours = db.alpha_dropout(x, p, generator=gen(8))
+    theirs = F.alpha_dropout(x, p, training=True)
+    a, b = db.alpha_dropout_affine(p)
+    dropped_value = a * (1 - p) * db.selu.SELU_SATURATION
+    for y in (ours, theirs):  # each entry is a*x + b (kept) or the one dropped constant, nothing else
+        kept = torch.isclose(y, a * x + b, rtol=0, atol=1e-9)
+        dropped = torch.isclose(y, torch.full_like(y, dropped_value), rtol=0, atol=1e-9)
+        assert bool((kept | dropped).all())
+        se = (p * (1 - p) / x.numel()) ** 0.5
+        assert abs(dropped.double().mean().item() - p) < 5 * se
+    # same moments: the difference of the two estimates is within 5 standard errors of 0
+    for stat in (db.estimate_mean, db.estimate_variance):
+        e1, e2 = stat(ours), stat(theirs)
+        assert abs(e1.value - e2.value) < 5 * (e1.stderr**2 + e2.stderr**2) ** 0.5, (stat.__name__, e1, e2)
+    assert not torch.equal(ours, theirs)  # a different random stream, as documented

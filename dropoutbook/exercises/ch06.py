@@ -19,15 +19,17 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from .. import derivations
 from .._validation import check_probability
+from .. import selu
 from ..batchnorm import measure_variance_shift, recalibrate_batchnorm
 from ._core import (
-    _SHIFT, CheckFailed, _derivation_calls, _drawn_rates, _not_following_message, _patched, _real_number,
-    _shifted_masks, _student_symbols, _typed_message, call_student, passed,
+    _SHIFT, CheckFailed, _as_output, _derivation_calls, _drawn_rates, _forbidden, _library_forbidden,
+    _not_following_message, _patched, _real_number, _shifted_masks, _student_symbols, _typed_message, call_student,
+    passed,
 )
 
 __all__ = [
     "check_train_variance", "check_scale_error", "check_recalibration", "check_dropout_placement",
-    "recalibration_exercise_model", "SCALE_ERROR_POINTS",
+    "recalibration_exercise_model", "SCALE_ERROR_POINTS", "check_alpha_dropout",
 ]
 
 
@@ -469,3 +471,130 @@ def _check_placement(fn, p: float, what: str) -> int:
         raise CheckFailed(f"dropout {on_in_eval} is still on in eval mode: F.dropout's training argument defaults to "
                           "True; pass training=self.training (or use nn.Dropout) so that it is off at test time")
     return len(drops)
+
+
+
+# --------------------------------------------------------------------------------------------
+# exercise 5: implement AlphaDropout
+
+
+def _alpha_coefficients(q: float, saturation: float) -> tuple[float, float]:
+    """(a, b) of AlphaDropout for keep probability ``q`` and dropped value ``saturation`` (chapter 6, eq-alpha-dropout)."""
+    a = (q + saturation**2 * q * (1 - q)) ** -0.5
+    return a, -a * (1 - q) * saturation
+
+
+def _alpha_mistakes(p: float) -> list[tuple[tuple[float, float, float], str]]:
+    """(a, b, dropped value) of the usual wrong AlphaDropouts, each with its hint."""
+    q, sat = 1 - p, selu.SELU_SATURATION
+    a, b = _alpha_coefficients(q, sat)
+    a_swap, b_swap = _alpha_coefficients(p, sat)
+    a_m2 = (q + sat**2 * (1 - q)) ** -0.5
+    a_alpha, b_alpha = _alpha_coefficients(q, -selu.SELU_ALPHA)
+    return [
+        ((1.0, 0.0, sat), "there is no affine correction (a = 1, b = 0): dropping to α' moves the mean to (1−q)α' and "
+                          "changes the variance; apply y = a·x̃ + b with a = (q + α'²q(1−q))^(-1/2), b = −a(1−q)α'"),
+        ((a_swap, b_swap, a_swap * sat + b_swap), "your a and b use the drop probability where the keep probability "
+                                                  "q = 1 − p belongs (q and 1 − q swapped)"),
+        ((a_m2, -a_m2 * (1 - q) * sat, a_m2 * q * sat),
+         "your a comes from the second moment q + (1−q)α'² of x̃; the variance is E[x̃²] − E[x̃]² = q + α'²q(1−q)"),
+        ((a_alpha, b_alpha, a_alpha * q * -selu.SELU_ALPHA), "dropped units go to α' = −λα ≈ −1.758, SELU's negative "
+                                                             "saturation; you used −α (the λ is missing)"),
+        ((a, b, sat), "the affine map applies to the dropped units too: they become a·α' + b, not α'"),
+        ((a, b, b), "a dropped unit is set to α' = −λα before the affine map; yours was set to 0 (it came out as b)"),
+    ]
+
+
+def _close_to(values, target, tol) -> bool:
+    return all(math.isclose(v, t, rel_tol=tol, abs_tol=tol) for v, t in zip(values, target))
+
+
+def _alpha_analysis(x: torch.Tensor, out: torch.Tensor, p: float, what: str):
+    """Split ``out`` into dropped entries (one repeated value) and kept ones (an affine function of ``x``)."""
+    values, counts = torch.unique(out, return_counts=True)
+    if counts.max().item() < 2:
+        raise CheckFailed(f"{what} dropped no unit (no output value repeats) at p = {p}: every dropped unit takes "
+                          "the same value, a·α' + b")
+    dropped_value = values[counts.argmax()].item()
+    dropped = out == dropped_value
+    kept = ~dropped
+    xs, ys = x.to(torch.float64)[kept], out[kept]
+    if xs.numel() < 2:
+        raise CheckFailed(f"{what} dropped (almost) every unit at p = {p}")
+    a = (((xs - xs.mean()) * (ys - ys.mean())).sum() / ((xs - xs.mean()) ** 2).sum()).item()
+    b = (ys.mean() - a * xs.mean()).item()
+    residual = (ys - (a * xs + b)).abs().max().item()
+    return dropped, a, b, dropped_value, residual
+
+
+def check_alpha_dropout(fn) -> None:
+    r"""Check ``fn(x, p)``, a from-scratch AlphaDropout in training mode (chapter 6 exercises).
+
+    Each entry must be dropped with probability ``p``, independently, to :math:`\alpha' = -\lambda\alpha`
+    and then every entry mapped by :math:`a\tilde x + b` with :math:`a = (q + \alpha'^2 q(1-q))^{-1/2}`,
+    :math:`b = -a(1-q)\alpha'`. The checker calls ``fn`` on 1-D, 2-D and 4-D standard-normal inputs (float64
+    and float32) at several rates, reads the dropped value and the affine map off the output, and names
+    the usual mistakes: no affine correction, q and 1 − q swapped, :math:`a` from the second moment,
+    :math:`-\alpha` instead of :math:`-\lambda\alpha`, dropped units left at :math:`\alpha'` or set to 0, drop
+    and keep swapped, one mask shared by the whole batch or by every call, the input changed in place.
+    ``torch.nn.functional.alpha_dropout``, ``torch.alpha_dropout`` and ``dropoutbook.selu`` are forbidden.
+    """
+    what = "your alpha_dropout"
+    hint = "write AlphaDropout from torch.rand and arithmetic"
+    rates = _drawn_rates([(0.08, 0.15), (0.2, 0.3), (0.32, 0.42)], seed=66)
+    shapes = [(6000,), (60, 100), (4, 3, 20, 25)]
+    with torch.random.fork_rng(devices=[]), contextlib.ExitStack() as stack:
+        torch.manual_seed(16)
+        stack.enter_context(_patched(F, "alpha_dropout", _forbidden("torch.nn.functional.alpha_dropout", hint)))
+        stack.enter_context(_patched(torch, "alpha_dropout", _forbidden("torch.alpha_dropout", hint)))
+        stack.enter_context(_library_forbidden(selu, hint))
+        g = torch.Generator().manual_seed(17)
+        patterns = []
+        for shape, p, dtype in [(shapes[0], rates[0], torch.float64), (shapes[1], rates[1], torch.float64),
+                                (shapes[2], rates[2], torch.float64), (shapes[1], rates[0], torch.float32),
+                                (shapes[1], rates[1], torch.float64)]:
+            x = torch.randn(shape, generator=g, dtype=torch.float64).to(dtype)
+            before = x.clone()
+            raw = call_student(fn, x, p, what=what)
+            if not torch.equal(x, before):
+                raise CheckFailed(f"{what} changed its input x in place; return a new tensor and leave x as it was")
+            out = _as_output(raw, x, what)
+            if raw.dtype != x.dtype:
+                raise CheckFailed(f"{what} returned dtype {raw.dtype} for an input of dtype {x.dtype}; keep the input's dtype")
+            dropped, a, b, c, residual = _alpha_analysis(x, out, p, what)
+            tol = 1e-9 if dtype == torch.float64 else 2e-5
+            scale = 1 + abs(a) + abs(b)
+            if residual > 1e3 * tol * scale:
+                raise CheckFailed(f"at p = {p} the kept units are not an affine function a·x + b of the input "
+                                  f"(largest deviation {residual:.3g}): a kept unit becomes a·x + b, with the same "
+                                  "a and b for every entry")
+            if dropped.dim() >= 2 and all(torch.equal(dropped[0], row) for row in dropped[1:]):
+                raise CheckFailed(f"{what} uses one mask for every row of the batch (shape {tuple(x.shape)}): draw an "
+                                  "independent mask entry for every element, torch.rand(x.shape)")
+            frac, n = dropped.double().mean().item(), dropped.numel()
+            se = math.sqrt(p * (1 - p) / n)
+            if abs(frac - (1 - p)) < 5 * se:
+                raise CheckFailed(f"{what} drops a fraction {frac:.3f} of the units at p = {p}: that is 1 − p; p is the "
+                                  "drop probability (keep an entry when the uniform is >= p)")
+            if abs(frac - p) > 5 * se:
+                raise CheckFailed(f"{what} drops a fraction {frac:.3f} of the units at p = {p}, more than 5 standard "
+                                  f"errors ({se:.4f}) from p")
+            truth = (*_alpha_coefficients(1 - p, selu.SELU_SATURATION),)
+            truth = (truth[0], truth[1], truth[0] * (1 - p) * selu.SELU_SATURATION)
+            found = (a, b, c)
+            if not _close_to(found, truth, 1e-6 if dtype == torch.float64 else 1e-4):
+                for wrong, message in _alpha_mistakes(p):
+                    if _close_to(found, wrong, 1e-6 if dtype == torch.float64 else 1e-4):
+                        raise CheckFailed(f"at p = {p}: {message}")
+                if abs(c) < 1e-12:
+                    raise CheckFailed(f"at p = {p} your dropped units are 0: AlphaDropout drops to α' = −λα and then "
+                                      "applies a·x̃ + b, so a dropped unit becomes a·α' + b = a·q·α'")
+                raise CheckFailed(f"at p = {p} your output is a·x + b with a = {a:.5g}, b = {b:.5g} for kept units and "
+                                  f"{c:.5g} for dropped ones; AlphaDropout gives a = {truth[0]:.5g}, b = {truth[1]:.5g} "
+                                  f"and {truth[2]:.5g}")
+            patterns.append((shape, p, dropped))
+        (s1, p1, d1), (s2, p2, d2) = patterns[1], patterns[4]
+        if torch.equal(d1, d2):
+            raise CheckFailed(f"{what} dropped exactly the same entries on two calls: the mask must be new on every "
+                              "call (do not seed the generator inside the function)")
+    passed("AlphaDropout: drop to −λα, then a·x̃ + b keeps mean 0 and variance 1")
