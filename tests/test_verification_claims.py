@@ -89,6 +89,11 @@ REGISTRY: dict[str, Claim] = {
     "eq-linear-shift": claim("06", SMALL, "tests/test_derivations_batchnorm.py::test_linear_shift_stated_formulas",
                              "tests/test_derivations_batchnorm.py::test_linear_shift_with_one_input_is_the_unit_formula",
                              derivation="linear_variance_shift"),
+    "eq-bn-conditional": claim("06", T, "tests/test_batchnorm.py::test_batchnorm_with_fixed_statistics_keeps_the_conditional_mean"),
+    "eq-selu": claim("06", D, "tests/test_selu.py::test_selu_constants_are_torchs"),
+    "eq-alpha-dropout": claim("06", D, "tests/test_selu.py::test_output_takes_the_two_stated_forms_and_masks_are_independent",
+                              "tests/test_selu.py::test_derived_affine_correction_is_the_stated_one_and_standardizes",
+                              implements="alpha_dropout"),
     # chapter 07
     "eq-dropblock-fraction": claim("07", SMALL, "tests/test_derivations_dropblock.py::test_drop_fraction_of_a_small_map",
                                    "tests/test_dropblock.py::test_block_drop_fraction_is_the_mean_of_the_stated_probability",
