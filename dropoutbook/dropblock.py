@@ -11,7 +11,10 @@ This module chooses :math:`\gamma` so that the *expected fraction of dropped act
 :math:`D(\gamma) = \frac{1}{HW}\sum_{ij} \pi_{ij}(\gamma)`, equals the requested drop rate
 :math:`p` exactly, for every map size (:func:`seed_rate`); the paper's formula
 (:func:`paper_seed_rate`) only matches it to first order in :math:`\gamma`. Survivors are
-divided by :math:`1 - p`, the expected kept fraction.
+divided by :math:`1 - p`, the expected kept fraction, which preserves the mean of the map but not
+of each position (a position is kept with probability
+:func:`position_keep_probability`, below :math:`1 - p` in the middle and above it at the border);
+``normalize="position"`` divides each position by its own keep probability instead.
 
 See chapter 7 of the book, "DropBlock".
 """
@@ -26,14 +29,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._validation import (check_bool, check_device, check_float_dtype, check_float_tensor, check_generator, check_int,
+from ._validation import (check_bool, check_choice, check_device, check_float_dtype, check_float_tensor, check_generator, check_int,
                           check_probability, check_shape)
 from .masks import _apply_mask, _dropped_entirely
 
 __all__ = [
     "coverage_counts", "block_drop_fraction", "seed_rate", "paper_seed_rate",
+    "position_keep_probability",
     "dropblock_mask", "drop_block2d", "DropBlock2d", "LinearSchedule", "neighbour_fill",
 ]
+
+
+#: The two rescalings of :func:`drop_block2d`: by the map's expected kept fraction :math:`1 - p`
+#: (``"expected"``), or by each position's own keep probability (``"position"``).
+NORMALIZATIONS = ("expected", "position")
 
 
 def _check_block_size(block_size) -> int:
@@ -213,6 +222,43 @@ def seed_rate(p: float, height: int, width: int, block_size: int) -> float:
     return _solve_seed_rate(p, height, width, _check_block_size(block_size))
 
 
+def position_keep_probability(p: float, height: int, width: int, block_size: int) -> torch.Tensor:
+    r"""Probability that each position of an :math:`H \times W` map is kept by DropBlock at rate ``p``.
+
+    A position is kept when none of the :math:`c(i, j)` seeds whose block covers it is drawn, so
+
+    .. math:: \kappa_{ij} = (1 - \gamma)^{c(i, j)}, \qquad \gamma = \texttt{seed\_rate}(p, H, W, b),
+
+    whose mean over the map is :math:`1 - p`. With the rescaling :math:`1/(1 - p)` of
+    :func:`drop_block2d` the expected output at :math:`(i, j)` is :math:`x_{ij}\,\kappa_{ij}/(1 - p)`:
+    below :math:`x_{ij}` in the middle of the map, above it at the border. ``normalize="position"``
+    divides by :math:`\kappa_{ij}` instead, which makes every position unbiased.
+
+    Args:
+        p: drop rate in [0, 1].
+        height, width: map size, positive ints.
+        block_size: odd positive int (clipped to the map).
+
+    Returns:
+        float64 tensor of shape ``(height, width)``.
+
+    See chapter 7, "DropBlock", section "Rescaling, position by position"; :cite:`ghiasi2018dropblock`.
+
+    Examples:
+        >>> kappa = position_keep_probability(0.1, 14, 14, 7)
+        >>> round(kappa.mean().item(), 12), round(kappa[7, 7].item() / 0.9, 3), round(kappa[0, 0].item() / 0.9, 3)
+        (0.9, 0.797, 1.104)
+    """
+    p = check_probability(p)
+    height, width = check_int(height, "height", minimum=1), check_int(width, "width", minimum=1)
+    block_size = _check_block_size(block_size)
+    gamma = _solve_seed_rate(p, height, width, block_size)
+    counts = coverage_counts(height, width, block_size).to(torch.float64)
+    if gamma == 1.0:
+        return torch.zeros(height, width, dtype=torch.float64)
+    return torch.exp(counts * math.log1p(-gamma))
+
+
 def _dropped_map(shape: tuple[int, ...], gamma: float, bh: int, bw: int, device,
                  dtype: torch.dtype, generator: torch.Generator | None) -> torch.Tensor:
     """1 where a position is dropped, 0 elsewhere; one independent mask per leading index.
@@ -278,7 +324,7 @@ def dropblock_mask(shape, gamma: float, block_size: int, *, generator: torch.Gen
 
 
 def drop_block2d(x: torch.Tensor, p: float, block_size: int, *, training: bool = True,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+                 normalize: str = "expected", generator: torch.Generator | None = None) -> torch.Tensor:
     r"""DropBlock: zero square blocks of every feature map so that a fraction ``p`` is dropped on average.
 
     For every map (every sample and channel independently, as in the paper's algorithm), seeds
@@ -294,7 +340,11 @@ def drop_block2d(x: torch.Tensor, p: float, block_size: int, *, training: bool =
     preserved exactly, and the scale does not depend on the other maps of the batch (the paper
     divides by the *realised* kept fraction instead). Border positions are covered by fewer
     seeds and are dropped less often than central ones (chapter 7 shows the map of
-    :math:`P(m_{ij} = 0)`). A block larger than the map is clipped to it, axis by axis.
+    :math:`P(m_{ij} = 0)`), so the expected output of a position is
+    :math:`x_{ij}\,\kappa_{ij}/(1-p)` with :math:`\kappa_{ij}` of :func:`position_keep_probability`:
+    exact on average over the map, not at each position. With ``normalize="position"`` the
+    survivors are divided by :math:`\kappa_{ij}` instead, and :math:`\mathbb E[\tilde x_{ij}] = x_{ij}`
+    at every position. A block larger than the map is clipped to it, axis by axis.
 
     Args:
         x: floating tensor ``(N, C, H, W)`` or ``(C, H, W)``; it is never modified.
@@ -302,6 +352,9 @@ def drop_block2d(x: torch.Tensor, p: float, block_size: int, *, training: bool =
             zero gradient).
         block_size: odd positive int :math:`b`; an even size raises ``ValueError``.
         training: a bool: apply DropBlock if ``True``, the identity (a copy of ``x``) otherwise.
+        normalize: ``"expected"`` (default): divide the survivors by :math:`1 - p`;
+            ``"position"``: divide each survivor by its position's keep probability
+            :math:`\kappa_{ij}`, so that the output is unbiased at every position.
         generator: optional ``torch.Generator`` for a reproducible mask.
 
     Shape:
@@ -321,6 +374,7 @@ def drop_block2d(x: torch.Tensor, p: float, block_size: int, *, training: bool =
     p = check_probability(p)
     block_size = _check_block_size(block_size)
     training = check_bool(training, "training")
+    normalize = check_choice(normalize, "normalize", NORMALIZATIONS)
     check_generator(generator)
     if not training or p == 0.0 or x.numel() == 0:
         return x.clone()
@@ -331,8 +385,12 @@ def drop_block2d(x: torch.Tensor, p: float, block_size: int, *, training: bool =
     gamma = _solve_seed_rate(p, height, width, block_size)
     work = torch.float64 if x.dtype == torch.float64 else torch.float32
     dropped = _dropped_map(tuple(x.shape), gamma, bh, bw, x.device, work, generator)
-    scale = 1.0 / (1.0 - p)
-    mask = dropped.mul_(-scale).add_(scale)  # (1 - dropped) / (1 - p), in place
+    if normalize == "position":
+        kept = position_keep_probability(p, height, width, block_size).to(device=x.device, dtype=work)
+        mask = dropped.mul_(-1).add_(1).div_(kept)  # (1 - dropped) / kappa_ij, in place
+    else:
+        scale = 1.0 / (1.0 - p)
+        mask = dropped.mul_(-scale).add_(scale)  # (1 - dropped) / (1 - p), in place
     if mask.dtype != x.dtype:
         mask = mask.to(x.dtype)
     return _apply_mask(x, mask)
@@ -385,6 +443,7 @@ class DropBlock2d(nn.Module):
     Args:
         p: drop rate in [0, 1], or a :class:`LinearSchedule`.
         block_size: odd positive int.
+        normalize: ``"expected"`` or ``"position"``, as in :func:`drop_block2d`.
         generator: optional ``torch.Generator`` used for every mask this module samples.
 
     Shape:
@@ -399,7 +458,7 @@ class DropBlock2d(nn.Module):
         (2, 0.04)
     """
 
-    def __init__(self, p: float | LinearSchedule, block_size: int, *,
+    def __init__(self, p: float | LinearSchedule, block_size: int, *, normalize: str = "expected",
                  generator: torch.Generator | None = None) -> None:
         super().__init__()
         if isinstance(p, LinearSchedule):
@@ -409,6 +468,7 @@ class DropBlock2d(nn.Module):
             self.schedule = None
             self.p = check_probability(p)
         self.block_size = _check_block_size(block_size)
+        self.normalize = check_choice(normalize, "normalize", NORMALIZATIONS)
         self.generator = check_generator(generator)
         self.step = 0
 
@@ -420,13 +480,15 @@ class DropBlock2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return drop_block2d(x, self.p, self.block_size, training=False)
-        out = drop_block2d(x, self.current_p, self.block_size, generator=self.generator)
+        out = drop_block2d(x, self.current_p, self.block_size, normalize=self.normalize,
+                           generator=self.generator)
         self.step += 1
         return out
 
     def extra_repr(self) -> str:
         rate = repr(self.schedule) if self.schedule is not None else f"p={self.p}"
-        return f"{rate}, block_size={self.block_size}"
+        extra = f", normalize={self.normalize!r}" if self.normalize != "expected" else ""
+        return f"{rate}, block_size={self.block_size}{extra}"
 
 
 def neighbour_fill(x: torch.Tensor, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

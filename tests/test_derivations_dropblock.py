@@ -74,7 +74,7 @@ def test_paper_seed_rate_derivation():
     assert same(derived.centres, (H - b + 1) * (W - b + 1))
     assert same(derived.total_coverage, b**2 * (H - b + 1) * (W - b + 1))
     assert same(derived.first_order_probability, c * gamma)
-    # the seed document's p/b^2 and a version without the border correction are told apart
+    # the commonly quoted p/b^2 and a version without the border correction are told apart
     for wrong in (p / b**2, p / b**2 * H * W / ((H - b) * (W - b)), p * H * W / ((H - b + 1) * (W - b + 1))):
         assert not same(derived.gamma, wrong)
     # and the library's number is this formula
@@ -89,7 +89,42 @@ def test_padded_seed_rate():
         assert not same(derived, wrong)
 
 
+@pytest.mark.parametrize("height, width, block", [(3, 4, 3), (5, 5, 3), (6, 4, 3), (4, 4, 1), (5, 7, 5)])
+def test_position_keep_probability_from_the_seed_layout(height, width, block):
+    derived = d.position_scale_exact(height, width, block)
+    counts = db.coverage_counts(height, width, block).tolist()
+    assert derived.enumerated  # small maps: also averaged over every pattern of the covering seeds
+    assert np.array_equal(np.array(derived.counts.tolist(), dtype=np.int64), np.array(counts))
+    for i in range(height):
+        for j in range(width):
+            assert same(derived.keep[i, j], (1 - gamma) ** counts[i][j])
+            if counts[i][j] > 1:  # the first-order keep probability is a plausible wrong form
+                assert not same(derived.keep[i, j], 1 - counts[i][j] * gamma)
+            assert same(derived.position_scale[i, j], 1)
+    # the mean keep probability is 1 - D(gamma), with D summed over every seed pattern of the map
+    assert same(derived.kept_fraction, 1 - d.block_drop_fraction_exact(height, width, block).fraction)
+
+
+def test_position_scale_is_biased_per_position_but_not_on_average():
+    # 14 x 14, b = 7, p = 0.1: 64 seeds, too many to enumerate the map; the product form is used
+    derived = d.position_scale_exact(14, 14, 7)
+    assert not derived.enumerated
+    g = db.seed_rate(0.1, 14, 14, 7)
+    scale = np.array(derived.numeric(g))
+    assert scale.mean() == pytest.approx(1.0, abs=1e-12)  # exact on average over the map
+    assert round(scale[7, 7], 3) == 0.797 and round(scale[0, 0], 3) == 1.104
+    kappa = db.position_keep_probability(0.1, 14, 14, 7).numpy()
+    np.testing.assert_allclose(scale, kappa / 0.9, rtol=1e-12)
+    np.testing.assert_allclose(np.array(derived.numeric(g, "keep")), kappa, rtol=1e-12)
+    # a uniform factor 1 is the plausible wrong belief, off by a fifth in the middle
+    assert abs(scale[7, 7] - 1) > 0.2 and abs(scale[0, 0] - 1) > 0.1
+
+
 def test_bad_arguments():
+    with pytest.raises(ValueError, match="64 x 64 or fewer"):
+        d.position_scale_exact(65, 64, 3)
+    with pytest.raises(ValueError, match="block_size must be an odd"):
+        d.position_scale_exact(5, 5, 2)
     with pytest.raises(ValueError, match="c must be a positive int"):
         d.block_coverage_probability(0)
     with pytest.raises(ValueError, match=r"block_size must be an odd positive int \(a block is centred on its seed\), got 2"):

@@ -167,6 +167,57 @@ def test_expected_sum_of_a_constant_map_is_preserved():
                                               "paper's gamma": 2.0 * 64 * (1 - realised_gap) / (1 - p)})
 
 
+def test_expected_output_is_biased_per_position_with_one_over_one_minus_p():
+    # E[out_ij] / x_ij = kappa_ij / (1 - p): below 1 in the middle, above 1 at the corner
+    p, b, size, n = 0.1, 7, 14, 20000
+    out = db.drop_block2d(torch.ones(n, 1, size, size, dtype=torch.float64), p, b, generator=gen(21))
+    kappa = db.position_keep_probability(p, size, size, b)
+    for i, j in [(7, 7), (0, 0), (1, 1), (0, 7), (7, 3)]:
+        est = db.estimate_mean(out[:, 0, i, j])
+        check_agrees_and_rejects(est, kappa[i, j].item() / (1 - p), {"unbiased": 1.0})
+
+
+def test_position_normalization_is_unbiased_at_every_position():
+    p, b, size, n = 0.1, 7, 14, 20000
+    x = torch.full((n, 1, size, size), 2.0, dtype=torch.float64)
+    out = db.drop_block2d(x, p, b, normalize="position", generator=gen(22))
+    kappa = db.position_keep_probability(p, size, size, b)
+    rejected = 0
+    for i in range(size):
+        for j in range(size):
+            est = db.estimate_mean(out[:, 0, i, j])
+            wrong = {}
+            if abs(kappa[i, j].item() / (1 - p) - 1) > 0.05:  # where the map's scale is visibly biased
+                wrong["divided by 1 - p"] = 2.0 * kappa[i, j].item() / (1 - p)
+                rejected += 1
+            check_agrees_and_rejects(est, 2.0, wrong)
+    assert rejected > size * size // 2
+    # survivors are divided by their own keep probability; blocks are still whole
+    survivors = out[0, 0] != 0
+    torch.testing.assert_close(out[0, 0][survivors], (2.0 / kappa)[survivors], rtol=1e-12, atol=0)
+
+
+def test_position_normalization_in_the_module_and_its_gradient():
+    layer = DropBlock2d(0.2, 3, normalize="position", generator=gen(5))
+    assert "normalize='position'" in repr(layer)
+    x = torch.ones(2, 3, 8, 8, dtype=torch.float64, requires_grad=True)
+    out = layer(x)
+    out.sum().backward()
+    kappa = db.position_keep_probability(0.2, 8, 8, 3)
+    assert torch.equal(x.grad, out.detach())  # d out / d x is the mask m_ij / kappa_ij
+    assert set(torch.unique((out.detach() * kappa).round(decimals=12)).tolist()) <= {0.0, 1.0}
+    assert torch.equal(layer.eval()(x), x)
+
+
+def test_position_keep_probability_mean_is_one_minus_p():
+    for size, b in [(14, 7), (9, 3), (5, 30 // 6)]:
+        kappa = db.position_keep_probability(0.15, size, size, b)
+        assert kappa.mean().item() == pytest.approx(0.85, abs=1e-12)
+        counts = db.coverage_counts(size, size, b).double()
+        torch.testing.assert_close(kappa, (1 - db.seed_rate(0.15, size, size, b)) ** counts, rtol=1e-12, atol=0)
+    assert torch.equal(db.position_keep_probability(1.0, 4, 4, 3), torch.zeros(4, 4, dtype=torch.float64))
+
+
 # --------------------------------------------------------------------------------------------
 # drop_block2d: the deterministic contract
 

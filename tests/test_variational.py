@@ -392,6 +392,21 @@ def test_kl_approximation_error_over_minus8_to_8():
     assert (wrong - result.exact).abs().max() > 2 * result.max_abs_error
 
 
+def test_kl_with_the_papers_constant_is_positive_everywhere_on_the_grid():
+    # C = -k1: both -KL (exact by quadrature, and the approximation) are negative at all 1,601 points
+    result = db.kl_approximation_error(-8.0, 8.0, 1601)
+    assert float(result.exact.max()) < 0 and float(result.approx.max()) < 0
+    # the exact -KL increases with alpha towards its limit (gamma + log 2)/2 - k1 < 0, so the largest
+    # value on the grid is at its right end and is below the limit
+    assert int(result.exact.argmax()) == len(result.exact) - 1
+    assert float(result.exact[-1]) < float(LIMIT.limit) - K1 < 0
+    # the independent series route agrees on the sign at the points where -KL is closest to zero
+    for la in (6.0, 7.0, 8.0):
+        assert _series_neg_kl(la) - K1 < 0
+    # another constant flips it: with C = 0 the same expression is positive (KL < 0) at large alpha
+    assert float((result.exact + K1).max()) > 0.6
+
+
 def test_kl_functions_reject_bad_input():
     with pytest.raises(ValueError, match="log_alpha must lie in"):
         db.neg_kl_exact(40.0)

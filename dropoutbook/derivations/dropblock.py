@@ -3,8 +3,9 @@ r"""Chapter 7, "DropBlock": derivations.
 Seeds :math:`s_k \sim \mathrm{Bernoulli}(\gamma)` are drawn on the positions where a block fits;
 a position is dropped when some seed whose block covers it is 1. From this definition sympy
 derives the probability that a position is dropped, the expected dropped fraction of a small map
-(summing over every seed pattern), the paper's seed rate as the solution of the first-order
-equation, and the seed rate of the variant whose seeds may lie off the map.
+(summing over every seed pattern), the keep probability and the expected output scale of every
+position of a map, the paper's seed rate as the solution of the first-order equation, and the
+seed rate of the variant whose seeds may lie off the map.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ __all__ = [
     "seed_rate_symbol", "coverage_symbol",
     "CoverageProbability", "block_coverage_probability",
     "DropFraction", "block_drop_fraction_exact",
+    "PositionScale", "position_scale_exact",
     "PaperSeedRate", "paper_seed_rate_derivation",
     "padded_seed_rate",
 ]
@@ -91,6 +93,23 @@ class DropFraction:
         return [Identity(r"D(\gamma)", self.fraction, "D(gamma)")]
 
 
+def _seed_layout(height: int, width: int, block_size: int):
+    """Seed symbols at every block corner where a whole block fits, and for every position the
+    seeds whose block covers it (the definition of the sampler, counted, not a formula)."""
+    bh, bw = min(block_size, height), min(block_size, width)
+    corners = [(a, b) for a in range(height - bh + 1) for b in range(width - bw + 1)]
+    seeds = {corner: sp.Symbol(f"s_{corner[0]}_{corner[1]}") for corner in corners}
+    covering = {(i, j): [seeds[(a, b)] for (a, b) in corners if a <= i < a + bh and b <= j < b + bw]
+                for i in range(height) for j in range(width)}
+    return seeds, covering
+
+
+def _check_map(height, width, block_size) -> tuple[int, int, int]:
+    height, width = check_int(height, "height", minimum=1), check_int(width, "width", minimum=1)
+    block_size = check_int(block_size, "block_size", minimum=1, odd=True, why="a block is centred on its seed")
+    return height, width, block_size
+
+
 @functools.lru_cache(maxsize=None)
 def block_drop_fraction_exact(height: int, width: int, block_size: int) -> DropFraction:
     r"""Derive the expected dropped fraction :math:`D(\gamma)` of an :math:`H \times W` map.
@@ -110,16 +129,11 @@ def block_drop_fraction_exact(height: int, width: int, block_size: int) -> DropF
         >>> block_drop_fraction_exact(3, 3, 3).fraction
         gamma
     """
-    height, width = check_int(height, "height", minimum=1), check_int(width, "width", minimum=1)
-    block_size = check_int(block_size, "block_size", minimum=1, odd=True, why="a block is centred on its seed")
-    bh, bw = min(block_size, height), min(block_size, width)
-    corners = [(a, b) for a in range(height - bh + 1) for b in range(width - bw + 1)]
-    if len(corners) > 40:
-        raise ValueError(f"the map has {len(corners)} seed positions; keep it at 40 or fewer")
+    height, width, block_size = _check_map(height, width, block_size)
+    seeds, covering = _seed_layout(height, width, block_size)
+    if len(seeds) > 40:
+        raise ValueError(f"the map has {len(seeds)} seed positions; keep it at 40 or fewer")
     gamma = seed_rate_symbol
-    seeds = {corner: sp.Symbol(f"s_{corner[0]}_{corner[1]}") for corner in corners}
-    covering = {(i, j): [seeds[(a, b)] for (a, b) in corners if a <= i < a + bh and b <= j < b + bw]
-                for i in range(height) for j in range(width)}
     dropped = sum(1 - sp.Mul(*[1 - s for s in ss]) for ss in covering.values())
     fraction = sp.expand(expectation(dropped, {s: Bernoulli(gamma) for s in seeds.values()})
                          / (height * width))
@@ -127,6 +141,81 @@ def block_drop_fraction_exact(height: int, width: int, block_size: int) -> DropF
     return DropFraction(height, width, block_size, counts, fraction,
                         sp.diff(fraction, gamma).subs(gamma, 0),
                         sp.diff(fraction, gamma, 2).subs(gamma, 0))
+
+
+@dataclass(frozen=True)
+class PositionScale:
+    r"""Keep probability and expected output scale of every position of an :math:`H \times W` map."""
+
+    height: int
+    width: int
+    block_size: int
+    counts: sp.Matrix  #: c(i, j): seeds whose block covers (i, j), counted from the seed layout
+    keep: sp.Matrix  #: P((i, j) kept) = E[prod_k (1 - s_k)], a polynomial in gamma per position
+    enumerated: bool  #: True if ``keep`` was also computed by expanding over all covering seeds
+    kept_fraction: sp.Expr  #: mean of ``keep`` over the map, 1 - D(gamma)
+    expected_scale: sp.Matrix  #: E[m_ij / (1 - D)] = keep / (1 - D): the output factor of 1/(1 - p)
+    position_scale: sp.Matrix  #: E[m_ij / keep_ij]: the output factor of the per-position rescaling
+
+    def identities(self) -> list[Identity]:
+        i, j = self.height // 2, self.width // 2
+        return [Identity(rf"P(({i}, {j}) \text{{ kept}})", self.keep[i, j], f"P(({i}, {j}) kept)"),
+                Identity(rf"\mathbb E[\tilde x_{{{i}{j}}}] / x_{{{i}{j}}}", self.expected_scale[i, j],
+                         f"E[out({i}, {j})]/x")]
+
+    def numeric(self, gamma: float, which: str = "expected_scale"):
+        """The matrix ``which`` (``keep``, ``expected_scale`` or ``position_scale``) at a number gamma, as floats."""
+        matrix = getattr(self, which)
+        return [[float(matrix[r, c].subs(seed_rate_symbol, gamma)) for c in range(self.width)]
+                for r in range(self.height)]
+
+
+@functools.lru_cache(maxsize=None)
+def position_scale_exact(height: int, width: int, block_size: int) -> PositionScale:
+    r"""Derive, position by position, :math:`P(\text{kept})` and the expected output scale of DropBlock.
+
+    From the definition of the sampler: a position is kept exactly when no seed whose block covers
+    it is drawn, i.e. no seed lies in the :math:`b \times b` window around it, clipped where the
+    window leaves the region of seeds. Its keep indicator is :math:`\prod_{k \ni (i,j)} (1 - s_k)`
+    over those seeds (counted from the layout). The expectation is the product of the per-seed
+    expectations :math:`\mathbb E[1 - s_k]` (independence; each one computed by
+    :func:`expectation`); where a position has at most 9 covering seeds the whole product is also
+    expanded and averaged over every seed pattern, and the two must agree. Then the expected output
+    factor :math:`\mathbb E[m_{ij}]/(1 - D(\gamma))` of the rescaling by the map's kept fraction,
+    and :math:`\mathbb E[m_{ij}]/P(\text{kept})` of the per-position rescaling. Chapter 7, section
+    "Rescaling, position by position"; :cite:`ghiasi2018dropblock`.
+
+    Args:
+        height, width: map size, positive ints (at most 64 x 64).
+        block_size: odd positive int.
+
+    Examples:
+        >>> position_scale_exact(3, 4, 3).keep
+        Matrix([
+        [1 - gamma, (1 - gamma)**2, (1 - gamma)**2, 1 - gamma],
+        [1 - gamma, (1 - gamma)**2, (1 - gamma)**2, 1 - gamma],
+        [1 - gamma, (1 - gamma)**2, (1 - gamma)**2, 1 - gamma]])
+    """
+    height, width, block_size = _check_map(height, width, block_size)
+    if height * width > 64 * 64:
+        raise ValueError(f"the map has {height * width} positions; keep it at 64 x 64 or fewer")
+    gamma = seed_rate_symbol
+    seeds, covering = _seed_layout(height, width, block_size)
+    s = sp.Symbol("s")
+    kept_one = expectation(1 - s, {s: Bernoulli(gamma)})  # E[1 - s_k] of one seed
+    keep = sp.Matrix(height, width, lambda i, j: kept_one ** len(covering[(i, j)]))
+    enumerated = all(len(ss) <= 9 for ss in covering.values())
+    if enumerated:
+        for (i, j), ss in covering.items():
+            full = expectation(sp.Mul(*[1 - t for t in ss]), {t: Bernoulli(gamma) for t in ss})
+            if sp.expand(full - keep[i, j]) != 0:
+                raise RuntimeError(f"the expanded expectation at {(i, j)} differs from the product")
+    kept_fraction = sum(keep) / (height * width)
+    counts = sp.Matrix(height, width, lambda i, j: len(covering[(i, j)]))
+    expected_scale = keep / kept_fraction
+    position_scale = sp.Matrix(height, width, lambda i, j: sp.cancel(keep[i, j] / keep[i, j]))
+    return PositionScale(height, width, block_size, counts, keep, enumerated, kept_fraction,
+                         expected_scale, position_scale)
 
 
 @dataclass(frozen=True)
