@@ -99,6 +99,9 @@ REGISTRY: dict[str, Claim] = {
                                    "tests/test_dropblock.py::test_block_drop_fraction_is_the_mean_of_the_stated_probability",
                                    "tests/test_dropblock.py::test_coverage_counts_match_enumeration_and_stated_formula",
                                    derivation="block_drop_fraction_exact"),
+    "eq-dropblock-scale": claim("07", SMALL, "tests/test_derivations_dropblock.py::test_position_keep_probability_from_the_seed_layout",
+                                "tests/test_derivations_dropblock.py::test_position_scale_is_biased_per_position_but_not_on_average",
+                                derivation="position_scale_exact"),
     # chapter 08
     "eq-sd-block": claim("08", D, "tests/test_stochastic_depth.py::test_stochastic_depth_block_modes_and_test_time",
                          implements="StochasticDepth"),
