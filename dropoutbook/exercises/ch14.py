@@ -39,6 +39,8 @@ def check_schedule_rate(fn) -> None:
     mistakes: the switch step counted on the wrong side (``t <= s``), early and late swapped, the
     keep rate ``1 - p`` returned, a linear ramp that goes below zero after ``s`` or decays over the
     wrong length, and a result that is not a real number.
+
+    Exercise of chapter 14, "Dropout in modern training".
     """
     ps = _drawn_rates([(0.05, 0.3), (0.3, 0.6), (0.1, 0.5)], seed=14)
     switches = (3, 7, 10)
@@ -85,6 +87,8 @@ def check_r_drop_loss(fn) -> None:
     factor 1/2, the two cross-entropies summed rather than averaged, the KL summed over the batch,
     the KL computed on the logits or on the probabilities in place of their logarithms, one pass
     detached (stop-gradient), and ``alpha`` ignored.
+
+    Exercise of chapter 14, "Dropout in modern training".
     """
     g = torch.Generator().manual_seed(141)
     alphas = _drawn_rates([(0.3, 1.0), (1.5, 4.0), (0.5, 2.0)], seed=142)
@@ -188,7 +192,16 @@ def check_layerdrop_forward(fn) -> None:
     independent across layers and across calls; a layer is skipped with probability ``p`` (not
     ``1 - p``); nothing is rescaled; every layer applied with ``training=False``; ``x`` not
     modified. The library's :class:`~dropoutbook.LayerDrop` is not forbidden but not needed.
+
+    Exercise of chapter 14, "Dropout in modern training".
     """
+    with torch.random.fork_rng(devices=[]):  # reproducible messages; the caller's RNG state is restored
+        torch.manual_seed(14)
+        shown = _check_layerdrop(fn)
+    passed("; ".join(shown) + "; one draw per layer, shared by the batch")
+
+
+def _check_layerdrop(fn) -> list[str]:
     rates = _drawn_rates([(0.15, 0.35), (0.45, 0.7)], seed=143)
     shown = []
     for n_layers, p in zip((3, 5), rates):
@@ -232,7 +245,7 @@ def check_layerdrop_forward(fn) -> None:
             raise CheckFailed("with training=False every layer is applied (no layer is skipped at inference, unless "
                               "one prunes on purpose)")
         shown.append(f"{n_layers} layers, p = {p}: {kept:.1%} applied")
-    passed("; ".join(shown) + "; one draw per layer, shared by the batch")
+    return shown
 
 
 # --------------------------------------------------------------------------------------------
@@ -249,11 +262,14 @@ def check_lora_forward(fn) -> None:
     :math:`\\frac{p}{1-p}\\sum_k M_{jk}^2 x_k^2` within 5 standard errors, which tells dropout on the
     adapter's input from dropout on its output, on the rank-``r`` code, or on the whole layer's
     input; fresh masks per call; inputs not modified.
+
+    Exercise of chapter 14, "Dropout in modern training".
     """
     rates = _drawn_rates([(0.1, 0.3), (0.4, 0.6)], seed=144)
     g = torch.Generator().manual_seed(145)
     shown = []
-    with _library_forbidden(_lora, "write the forward pass with torch operations"):
+    with _library_forbidden(_lora, "write the forward pass with torch operations"), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(14)  # reproducible messages; the caller's RNG state is restored
         for (d_in, d_out, r), p in zip(((5, 3, 2), (8, 4, 3)), rates):
             shown.append(_check_one_lora(fn, d_in, d_out, r, p, g))
     passed("; ".join(shown))
