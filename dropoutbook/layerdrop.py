@@ -57,9 +57,9 @@ class LayerDrop(nn.Module):
     :cite:`fan2020reducing`; each :math:`f_l` is a *whole* residual block, :math:`f_l(h) = h + g_l(h)`,
     such as :class:`~dropoutbook.TransformerBlock`). The expected number of layers computed is
     :math:`L(1 - p)` (chapter 14, section "Derivation"). In evaluation mode the layers listed in
-    :attr:`kept` are applied (all of them by default); :meth:`prune` chooses them, e.g. with
+    ``kept`` are applied (all of them by default); :meth:`prune` chooses them, e.g. with
     :func:`every_other_layer`. The layers applied in the last forward pass are in
-    :attr:`last_applied`.
+    ``last_applied``.
 
     Unlike :class:`~dropoutbook.StochasticDepth` (chapter 8), which drops the residual *branch*
     :math:`g_l` and, in the inverted form, rescales it, LayerDrop keeps the rate constant over

@@ -58,7 +58,7 @@ class LoRALinear(nn.Module):
         [(2, 4), (3, 2)]
     """
 
-    def __init__(self, base: nn.Linear, rank: int, *, alpha: float | None = None, dropout: float = 0.0,
+    def __init__(self, base: torch.nn.Linear, rank: int, *, alpha: float | None = None, dropout: float = 0.0,
                  generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.base = check_module(base, "base", nn.Linear)

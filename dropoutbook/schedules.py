@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 
+import torch
 from torch import nn
 
 from ._validation import check_choice, check_int, check_module, check_module_types, check_probability
@@ -106,7 +107,7 @@ class DropoutSchedule:
         (0.1, 0.1, 0.1, 0.0, 0.0)
     """
 
-    def __init__(self, model: nn.Module, p: float, *, kind: str = "early", total_steps: int,
+    def __init__(self, model: torch.nn.Module, p: float, *, kind: str = "early", total_steps: int,
                  switch_step: int | None = None, dropout_types=None, ignore_types=None) -> None:
         check_module(model)
         self.p = check_probability(p)
