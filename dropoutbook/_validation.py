@@ -25,7 +25,8 @@ __all__ = [
     "check_positive_int", "check_int_in_range", "check_positive_int_sequence", "check_edge_index",
     "check_symmetric_edges", "check_real_sequence",
     "check_nonnegative", "check_positive", "check_real_vector", "check_positive_ints",
-    "check_module_types", "check_logits_pair", "check_class_targets", "check_layer_subset",
+    "check_module_types", "check_logits_pair", "check_class_targets", "check_layer_subset", "check_module_rate",
+    "check_module_list",
 ]
 
 _FLOATING = "a floating dtype (float16, bfloat16, float32 or float64)"
@@ -464,3 +465,25 @@ def check_layer_subset(value, name: str, n_layers: int) -> tuple[int, ...]:
     if any(b <= a for a, b in zip(out, out[1:])):
         raise ValueError(f"{name} must list distinct layer indices in increasing order, got {list(out)}")
     return out
+
+
+def check_module_rate(module: torch.nn.Module, why: str) -> float:
+    """The numeric rate attribute ``p`` of a module (a bool or a missing ``p`` raises ``TypeError``, with ``why``)."""
+    rate = getattr(module, "p", None)
+    if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
+        raise TypeError(f"{type(module).__name__} has no numeric rate attribute 'p' (got {rate!r}); {why}")
+    return float(rate)
+
+
+def check_module_list(layers, name: str = "layers"):
+    """A non-empty sequence or ``torch.nn.ModuleList`` of modules, returned unchanged (a single module is refused)."""
+    if isinstance(layers, torch.nn.Module) and not isinstance(layers, torch.nn.ModuleList):
+        raise TypeError(f"{name} must be a sequence or torch.nn.ModuleList of modules, got a single "
+                        f"{type(layers).__name__} (wrap its layers in a list)")
+    if not isinstance(layers, (Sequence, torch.nn.ModuleList)) or isinstance(layers, (str, bytes)):
+        raise TypeError(f"{name} must be a sequence or torch.nn.ModuleList of modules, got {_describe(layers)}")
+    if len(layers) == 0:
+        raise ValueError(f"{name} must hold at least one module, got none")
+    for i, layer in enumerate(layers):
+        check_module(layer, f"{name}[{i}]")
+    return layers

@@ -7,12 +7,10 @@ at inference: a smaller model is had without retraining, by pruning every other 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import nn
 
-from ._validation import (check_float_tensor, check_generator, check_int, check_layer_subset, check_module,
+from ._validation import (check_float_tensor, check_generator, check_int, check_layer_subset, check_module_list,
                           check_probability, check_same_dtype)
 
 __all__ = ["LayerDrop", "every_other_layer"]
@@ -87,15 +85,7 @@ class LayerDrop(nn.Module):
 
     def __init__(self, layers, p: float = 0.2, *, generator: torch.Generator | None = None) -> None:
         super().__init__()
-        if isinstance(layers, nn.Module) and not isinstance(layers, nn.ModuleList):
-            raise TypeError(f"layers must be a sequence or torch.nn.ModuleList of modules, got a single "
-                            f"{type(layers).__name__} (wrap its layers in a list)")
-        if not isinstance(layers, (Sequence, nn.ModuleList)) or isinstance(layers, (str, bytes)):
-            raise TypeError(f"layers must be a sequence or torch.nn.ModuleList of modules, got {type(layers).__name__}")
-        if len(layers) == 0:
-            raise ValueError("layers must hold at least one module, got none")
-        for i, layer in enumerate(layers):
-            check_module(layer, f"layers[{i}]")
+        layers = check_module_list(layers, "layers")
         self.layers = layers if isinstance(layers, nn.ModuleList) else nn.ModuleList(layers)
         self.p = check_probability(p)
         self.generator = check_generator(generator)

@@ -13,7 +13,8 @@ import importlib
 import torch
 from torch import nn
 
-from ._validation import check_choice, check_int, check_module, check_module_types, check_probability
+from ._validation import (check_choice, check_int, check_module, check_module_rate, check_module_types,
+                          check_probability)
 from .uncertainty import dropout_modules
 
 __all__ = ["DropoutSchedule"]
@@ -140,10 +141,7 @@ class DropoutSchedule:
         if not modules:
             raise ValueError("model has no dropout module whose rate DropoutSchedule could set")
         for m in modules:
-            rate = getattr(m, "p", None)
-            if isinstance(rate, bool) or not isinstance(rate, (int, float)):
-                raise TypeError(f"{type(m).__name__} has no numeric rate attribute 'p' (got {rate!r}); "
-                                f"DropoutSchedule sets a module's rate through its attribute p")
+            check_module_rate(m, "DropoutSchedule sets a module's rate through its attribute p")
             if getattr(m, "schedule", None) is not None:
                 raise TypeError(f"{type(m).__name__} follows a schedule of its own (attribute 'schedule'); "
                                 f"DropoutSchedule cannot set its rate")
