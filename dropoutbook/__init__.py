@@ -42,6 +42,11 @@ from . import recurrent  # chapter 11
 from .recurrent import *  # noqa: F403
 from . import graphs  # chapter 12
 from .graphs import *  # noqa: F403
+from . import schedules, rdrop, layerdrop, lora  # chapter 14
+from .schedules import *  # noqa: F403
+from .rdrop import *  # noqa: F403
+from .layerdrop import *  # noqa: F403
+from .lora import *  # noqa: F403
 
 __version__ = "0.1.0"
 
@@ -61,4 +66,5 @@ __all__ = [
     *variational.__all__,
     *recurrent.__all__,
     *graphs.__all__,
+    *schedules.__all__, *rdrop.__all__, *layerdrop.__all__, *lora.__all__,
 ]

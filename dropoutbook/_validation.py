@@ -25,6 +25,8 @@ __all__ = [
     "check_positive_int", "check_int_in_range", "check_positive_int_sequence", "check_edge_index",
     "check_symmetric_edges", "check_real_sequence",
     "check_nonnegative", "check_positive", "check_real_vector", "check_positive_ints",
+    "check_module_types", "check_logits_pair", "check_class_targets", "check_layer_subset", "check_module_rate",
+    "check_module_list",
 ]
 
 _FLOATING = "a floating dtype (float16, bfloat16, float32 or float64)"
@@ -410,3 +412,78 @@ def check_positive_ints(values, name: str, *, min_length: int = 1) -> tuple[int,
     if len(out) < min_length:
         raise ValueError(f"{name} must have at least {min_length} entries, got {len(out)}")
     return out
+
+
+# Checks first written for chapter 14 (dropout in modern training).
+
+
+def check_module_types(value, name: str) -> tuple[type, ...]:
+    """``None`` (as an empty tuple) or a sequence of ``torch.nn.Module`` subclasses, as a tuple."""
+    if value is None:
+        return ()
+    if isinstance(value, (type, str, bytes)) or not isinstance(value, (Sequence, set, frozenset)):
+        hint = f" (write ({value.__name__},) for one class)" if isinstance(value, type) else ""
+        raise TypeError(f"{name} must be None or a sequence of torch.nn.Module subclasses{hint}, got {value!r}")
+    value = tuple(value)
+    for t in value:
+        if not (isinstance(t, type) and issubclass(t, torch.nn.Module)):
+            raise TypeError(f"{name} must hold torch.nn.Module subclasses, got {t!r}")
+    return value
+
+
+def check_logits_pair(logits_a, logits_b, names: tuple[str, str] = ("logits_a", "logits_b")) -> None:
+    """Two floating tensors of one dtype, device and shape ``(batch, n_classes)``, batch >= 1, n_classes >= 2."""
+    a_name, b_name = names
+    check_float_tensor(logits_a, a_name)
+    check_float_tensor(logits_b, b_name)
+    check_same_dtype(a_name, logits_a, **{b_name: logits_b})
+    if logits_a.dim() != 2 or logits_a.shape[0] == 0 or logits_a.shape[1] < 2:
+        raise ValueError(f"{a_name} must have shape (batch, n_classes) with batch >= 1 and n_classes >= 2, "
+                         f"got {tuple(logits_a.shape)}")
+    if logits_b.shape != logits_a.shape:
+        raise ValueError(f"{b_name} must have the shape of {a_name} {tuple(logits_a.shape)}, "
+                         f"got {tuple(logits_b.shape)}")
+
+
+def check_class_targets(target, n: int, n_classes: int, name: str = "target") -> torch.Tensor:
+    """An int64 tensor of shape ``(n,)`` of class indices in ``[0, n_classes)``."""
+    if not isinstance(target, torch.Tensor) or target.dtype != torch.int64:
+        raise TypeError(f"{name} must be an int64 tensor of class indices of shape ({n},), got {_describe(target)}")
+    if tuple(target.shape) != (n,):
+        raise ValueError(f"{name} must have shape ({n},), got {tuple(target.shape)}")
+    if n and (bool((target < 0).any()) or bool((target >= n_classes).any())):
+        raise ValueError(f"{name} must hold class indices in [0, {n_classes - 1}], got values from "
+                         f"{int(target.min())} to {int(target.max())}")
+    return target
+
+
+def check_layer_subset(value, name: str, n_layers: int) -> tuple[int, ...]:
+    """Strictly increasing layer indices in ``[0, n_layers)`` (possibly none), as a tuple of ints."""
+    if isinstance(value, (str, bytes, torch.Tensor, np.ndarray)) or not isinstance(value, Sequence):
+        raise TypeError(f"{name} must be a sequence of layer indices in [0, {n_layers - 1}], got {_describe(value)}")
+    out = tuple(check_int(v, f"{name}[{i}]", minimum=0, maximum=n_layers - 1) for i, v in enumerate(value))
+    if any(b <= a for a, b in zip(out, out[1:])):
+        raise ValueError(f"{name} must list distinct layer indices in increasing order, got {list(out)}")
+    return out
+
+
+def check_module_rate(module: torch.nn.Module, why: str) -> float:
+    """The numeric rate attribute ``p`` of a module (a bool or a missing ``p`` raises ``TypeError``, with ``why``)."""
+    rate = getattr(module, "p", None)
+    if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
+        raise TypeError(f"{type(module).__name__} has no numeric rate attribute 'p' (got {rate!r}); {why}")
+    return float(rate)
+
+
+def check_module_list(layers, name: str = "layers"):
+    """A non-empty sequence or ``torch.nn.ModuleList`` of modules, returned unchanged (a single module is refused)."""
+    if isinstance(layers, torch.nn.Module) and not isinstance(layers, torch.nn.ModuleList):
+        raise TypeError(f"{name} must be a sequence or torch.nn.ModuleList of modules, got a single "
+                        f"{type(layers).__name__} (wrap its layers in a list)")
+    if not isinstance(layers, (Sequence, torch.nn.ModuleList)) or isinstance(layers, (str, bytes)):
+        raise TypeError(f"{name} must be a sequence or torch.nn.ModuleList of modules, got {_describe(layers)}")
+    if len(layers) == 0:
+        raise ValueError(f"{name} must hold at least one module, got none")
+    for i, layer in enumerate(layers):
+        check_module(layer, f"{name}[{i}]")
+    return layers
