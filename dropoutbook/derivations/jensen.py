@@ -224,7 +224,7 @@ def relu_depth_gap(p=sp.Rational(1, 2)) -> ReluDepthGap:
 
     Args:
         p: the drop rate, a number in (0, 1) (converted with ``sympy.nsimplify``) or
-            :data:`~dropoutbook.derivations.drop_rate`.
+            the symbol ``dropoutbook.derivations.drop_rate``.
 
     Examples:
         >>> gaps = relu_depth_gap(sp.Rational(1, 2))
