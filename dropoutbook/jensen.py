@@ -8,8 +8,9 @@ does not, because :math:`\mathbb E[f(z)] \ne f(\mathbb E[z])` in general (Jensen
 
 .. math:: \Delta = \mathbb E_m[f(z)] - f(\mathbb E_m[z]),
 
-exactly (by enumerating all masks), by Monte Carlo, or by the second-order (delta-method)
-approximation :math:`\tfrac12 f''(\mu)\operatorname{Var}[z]`, for one layer
+exactly (by enumerating all masks), by Monte Carlo, by the second-order (delta-method)
+approximation :math:`\tfrac12 f''(\mu)\operatorname{Var}[z]`, or by Gaussian moment matching
+(fast dropout, :cite:`wang2013fast`), for one layer
 (:func:`jensen_gap`) and layer by layer through a small network (:func:`layerwise_jensen_gap`).
 The exact sums enumerate the masks in chunks (``_mask_chunks``) so that memory stays bounded
 for up to ``MAX_ENUMERATED_UNITS = 20`` dropped units.
@@ -26,6 +27,7 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -110,14 +112,16 @@ class JensenGap:
     Attributes:
         gap: :math:`\mathbb E[f(z)] - f(\mathbb E[z])`, one value per output unit.
         ensemble_mean: :math:`\mathbb E[f(z)]`, the average over subnetworks (for
-            ``method="delta"`` its approximation :math:`f(\mu) + \tfrac12 f''(\mu)\operatorname{Var}[z]`).
+            ``method="delta"`` its approximation :math:`f(\mu) + \tfrac12 f''(\mu)\operatorname{Var}[z]`,
+            for ``"gaussian"`` the mean of :math:`f` under :math:`\mathcal N(\mu, \operatorname{Var}[z])`).
         weight_scaled: :math:`f(\mathbb E[z]) = f(\mu)`, the deterministic test-time output.
         mean: :math:`\mu = \mathbb E[z]`.
         variance: :math:`\operatorname{Var}[z]` (exact, from the closed form).
-        stderr: standard error of ``gap`` (zero for ``"exact"``; for ``"delta"`` zero too,
-            although the approximation has an error that this number does not measure).
-        method: ``"exact"``, ``"mc"`` or ``"delta"``.
-        n: number of masks summed (``"exact"``: :math:`2^N`) or sampled (``"mc"``); 0 for ``"delta"``.
+        stderr: standard error of ``gap`` (zero for ``"exact"``; for ``"delta"`` and ``"gaussian"``
+            zero too, although the approximations have an error that this number does not measure).
+        method: ``"exact"``, ``"mc"``, ``"delta"`` or ``"gaussian"``.
+        n: number of masks summed (``"exact"``: :math:`2^N`) or sampled (``"mc"``); 0 for ``"delta"``
+            and ``"gaussian"``.
     """
 
     gap: torch.Tensor
@@ -180,7 +184,14 @@ def jensen_gap(f, w: torch.Tensor, x: torch.Tensor, p: float, *, method: str = "
     For :math:`f(z) = z^2` the approximation is exact: :math:`\Delta = \operatorname{Var}[z]`,
     i.e. :math:`\frac{p}{1-p}\sum_i w_i^2 x_i^2` (inverted) and :math:`p(1-p)\sum_i w_i^2 x_i^2`
     (standard). For ReLU, :math:`f'' = 0` almost everywhere and the approximation is 0, although
-    the true gap is not. See chapter 3, "The Jensen bias"; :cite:`srivastava2014dropout`,
+    the true gap is not. Gaussian moment matching :cite:`wang2013fast` replaces :math:`z` by a
+    normal variable with the same mean and variance; for ReLU
+
+    .. math:: \mathbb E[\max(0, z)] \approx \mu\,\Phi(\mu/\sigma) + \sigma\,\varphi(\mu/\sigma),
+              \qquad \sigma^2 = \operatorname{Var}[z],
+
+    accurate when many inputs each contribute little (a central-limit argument) and poor for a
+    few large contributions. See chapter 3, "The Jensen bias"; :cite:`srivastava2014dropout`,
     :cite:`baldi2013understanding`.
 
     Args:
@@ -191,7 +202,10 @@ def jensen_gap(f, w: torch.Tensor, x: torch.Tensor, p: float, *, method: str = "
         x: the input that is dropped, shape ``(N,)``, same dtype and device as ``w``.
         p: drop probability in ``[0, 1)``.
         method: ``"exact"`` (sum over all :math:`2^N` masks, :math:`N \le 20`), ``"mc"``
-            (``n_samples`` random masks, with a standard error) or ``"delta"`` (second order).
+            (``n_samples`` random masks, with a standard error), ``"delta"`` (second order) or
+            ``"gaussian"`` (moment matching: :math:`z` replaced by :math:`\mathcal N(\mu, \operatorname{Var}[z])`;
+            for ReLU the closed form :math:`\mu\Phi(\mu/\sigma) + \sigma\varphi(\mu/\sigma)`, for
+            other :math:`f` Gauss–Hermite quadrature with 64 nodes).
         bias: optional bias :math:`b`, a number or a tensor of shape ``(K,)``; never dropped.
         scaling: ``"inverted"`` (default) or ``"standard"``.
         n_samples: number of masks for ``"mc"``, an int >= 2.
@@ -217,7 +231,7 @@ def jensen_gap(f, w: torch.Tensor, x: torch.Tensor, p: float, *, method: str = "
         raise ValueError(f"w must have shape (N,) or (K, N) with N = {x.numel()} (the length of x), got {tuple(w.shape)}")
     check_same_dtype("w", w, x=x)
     p = check_probability(p, "p", allow_one=False)
-    method = check_choice(method, "method", ("exact", "mc", "delta"))
+    method = check_choice(method, "method", ("exact", "mc", "delta", "gaussian"))
     scaling = check_choice(scaling, "scaling", ("inverted", "standard"))
     check_generator(generator)
     n_units = x.numel()
@@ -272,14 +286,38 @@ def jensen_gap(f, w: torch.Tensor, x: torch.Tensor, p: float, *, method: str = "
             ensemble = mean_f.to(w.dtype)
             stderr = (var_f / n_samples).sqrt().to(w.dtype)
             n = n_samples
-        else:
+        elif method == "delta":
             ensemble = f_mu + 0.5 * _second_derivative(f, mu) * var
+        else:
+            ensemble = _gaussian_mean(f, mu, var)
     shape = () if w.dim() == 1 else (weights.shape[0],)
     return JensenGap(
         gap=(ensemble - f_mu).reshape(shape), ensemble_mean=ensemble.reshape(shape),
         weight_scaled=f_mu.reshape(shape), mean=mu.reshape(shape), variance=var.reshape(shape),
         stderr=stderr.reshape(shape), method=method, n=n,
     )
+
+
+_HERMITE_NODES = 64  # Gauss-Hermite nodes of method="gaussian" for activations other than ReLU
+
+
+def _gaussian_mean(f, mu: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+    r""":math:`\mathbb E[f(z)]` for :math:`z \sim \mathcal N(\mu, \sigma^2)`: closed form for ReLU, else Gauss–Hermite.
+
+    For a zero variance the normal variable is the constant :math:`\mu` and the mean is :math:`f(\mu)`.
+    """
+    sigma = var.sqrt()
+    if f is torch.relu or f is torch.nn.functional.relu:
+        safe = torch.where(sigma > 0, sigma, torch.ones_like(sigma))
+        u = mu / safe
+        normal = torch.distributions.Normal(torch.zeros_like(u), torch.ones_like(u))
+        closed = mu * normal.cdf(u) + sigma * normal.log_prob(u).exp()
+        return torch.where(sigma > 0, closed, torch.relu(mu))
+    nodes, weights = np.polynomial.hermite.hermgauss(_HERMITE_NODES)  # for the weight exp(-t^2)
+    t = torch.as_tensor(nodes, dtype=mu.dtype, device=mu.device)
+    wts = torch.as_tensor(weights / math.sqrt(math.pi), dtype=mu.dtype, device=mu.device)
+    points = mu[..., None] + math.sqrt(2.0) * sigma[..., None] * t  # (K, nodes)
+    return _elementwise(f, points) @ wts
 
 
 @dataclass(frozen=True)

@@ -164,3 +164,47 @@ def test_path_identities_display():
 def test_path_survival_rejects_bad_input(widths, kwargs, exc, match):
     with pytest.raises(exc, match=match):
         d.path_survival(widths, **kwargs)
+
+
+# --- the softmax output layer: normalized weighted geometric mean (Hinton et al. 2012) ---
+
+@pytest.mark.parametrize("n, k", [(1, 2), (2, 3)])
+def test_softmax_geometric_mean_is_the_weight_scaled_softmax(n, k):
+    r = d.softmax_geometric_mean(n, k)
+    assert r.differences == (0,) * k
+    # a plausible wrong statement: the geometric mean equals the softmax of the *unscaled*
+    # average logits sum_m P(m) z(m) / (1 - p) (double scaling); its differences do not vanish
+    wrong = [sp.simplify((r.log_geometric_mean[c] - r.log_geometric_mean[0])
+                         - (r.full_logits[c] - r.full_logits[0]) / (1 - p)) for c in range(k)]
+    assert any(w != 0 for w in wrong)
+
+
+def test_softmax_geometric_mean_numerically_and_against_the_arithmetic_mean():
+    import torch
+    import dropoutbook as db
+
+    r = d.softmax_geometric_mean(2, 3)
+    g = torch.Generator().manual_seed(5)
+    h = torch.rand(2, generator=g, dtype=torch.float64) + 0.5
+    W = torch.randn(3, 2, generator=g, dtype=torch.float64) * 2
+    b = torch.randn(3, generator=g, dtype=torch.float64)
+    rate = 0.3
+    values = {p: sp.Rational(3, 10), **dict(zip(r.h, h.tolist())), **dict(zip(r.b, b.tolist())),
+              **{r.W[i, j]: W[i, j].item() for i in range(3) for j in range(2)}}
+    G = torch.tensor([float(gk.subs(values)) for gk in r.log_geometric_mean], dtype=torch.float64)
+    full = torch.softmax(W @ h + b, dim=0)
+    assert torch.allclose(torch.softmax(G, dim=0), full, atol=1e-12, rtol=0)
+    # the same by the library's exact enumeration, and the arithmetic mean differs
+    logits = lambda m: (m * h / (1 - rate)) @ W.T + b  # noqa: E731
+    log_mean = db.subnetwork_average(lambda m: torch.log_softmax(logits(m), -1), 2, rate)
+    arithmetic = db.subnetwork_average(lambda m: torch.softmax(logits(m), -1), 2, rate)
+    assert torch.allclose(torch.softmax(log_mean, 0), full, atol=1e-12, rtol=0)
+    assert (arithmetic - full).abs().max().item() > 1e-3
+
+
+def test_softmax_geometric_mean_rejects_bad_sizes():
+    for n, k in ((0, 2), (5, 2), (2, 1), (2, 5)):
+        with pytest.raises(ValueError):
+            d.softmax_geometric_mean(n, k)
+    with pytest.raises(TypeError):
+        d.softmax_geometric_mean(2.5, 3)

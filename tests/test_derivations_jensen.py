@@ -121,3 +121,84 @@ def test_identities_render():
 def test_names_are_exported():
     for name in ("quadratic_jensen_gap", "delta_method_gap", "relu_single_unit_gap", "p_keep"):
         assert name in derivations.__all__
+
+
+# --- chapter 3, second edition: the sign of the gap in depth, and Gaussian moment matching ---
+
+def _normal_cdf(u):
+    return (1 + sp.erf(u / sp.sqrt(2))) / 2
+
+
+def _normal_pdf(u):
+    return sp.exp(-u**2 / 2) / sp.sqrt(2 * sp.pi)
+
+
+def test_gaussian_relu_mean_is_the_stated_closed_form():
+    r = derivations.gaussian_relu_mean()
+    mu, s = r.mu, r.sigma
+    assert r.normalisation == 1
+    assert same(r.mean, mu * _normal_cdf(mu / s) + s * _normal_pdf(mu / s))
+    # plausible wrong forms: no density term, sigma^2 in place of sigma, the ReLU of the mean
+    assert not same(r.mean, mu * _normal_cdf(mu / s))
+    assert not same(r.mean, mu * _normal_cdf(mu / s) + s**2 * _normal_pdf(mu / s))
+    assert not same(r.mean.subs(mu, 1), 1)
+    # the gap at mu = 0 is sigma phi(0)
+    assert same(r.gap().subs(mu, 0), s / sp.sqrt(2 * sp.pi))
+
+
+@pytest.mark.parametrize("mu_value, sigma_value", [(0.3, 0.7), (-0.8, 0.5), (1.5, 2.0)])
+def test_gaussian_relu_mean_agrees_with_monte_carlo(mu_value, sigma_value):
+    import torch
+    from dropoutbook.montecarlo import estimate_mean
+    from helpers import check_agrees_and_rejects
+
+    r = derivations.gaussian_relu_mean()
+    values = {r.mu: mu_value, r.sigma: sigma_value}
+    g = torch.Generator().manual_seed(11)
+    z = mu_value + sigma_value * torch.randn(400_000, generator=g, dtype=torch.float64)
+    est = estimate_mean(torch.relu(z))
+    phi = float(_normal_pdf(sp.Float(mu_value / sigma_value)))
+    cdf = float(_normal_cdf(sp.Float(mu_value / sigma_value)))
+    check_agrees_and_rejects(est, float(r.mean.subs(values)), {
+        "mu Phi (no density term)": mu_value * cdf,
+        "sigma^2 in place of sigma": mu_value * cdf + sigma_value**2 * phi,
+        "relu of the mean": max(mu_value, 0.0),
+    })
+
+
+@pytest.mark.parametrize("p", [sp.Rational(1, 10), sp.Rational(1, 4), sp.Rational(1, 2)])
+def test_relu_depth_gap_changes_sign_at_the_second_relu(p):
+    gaps = derivations.relu_depth_gap(p)
+    assert gaps.first == p / 2  # first ReLU after dropout: non-negative (Jensen)
+    assert gaps.second == -p / 2  # second ReLU after dropout: negative
+    assert gaps.second != p / 2 and gaps.second < 0
+
+
+def test_relu_depth_gap_matches_the_library_enumeration():
+    import torch
+    from torch import nn
+    import dropoutbook as db
+
+    for p in (0.1, 0.25, 0.5):
+        layers = []
+        for weight, bias in ((1.0, 0.0), (1.0, -0.5), (-1.0, 5.0)):
+            linear = nn.Linear(1, 1).double()
+            with torch.no_grad():
+                linear.weight.fill_(weight)
+                linear.bias.fill_(bias)
+            layers += [linear, nn.ReLU(), nn.Dropout(p)]
+        chain = nn.Sequential(*layers[:-1])  # no dropout after the last ReLU
+        avg = db.layerwise_jensen_gap(chain, torch.ones(1, 1, dtype=torch.float64), method="exact")
+        gaps = dict(zip(avg.names, avg.gaps()))
+        derived = derivations.relu_depth_gap(sp.nsimplify(p))
+        assert abs(gaps["4: ReLU"].item() - float(derived.first)) < 1e-12
+        assert abs(gaps["7: ReLU"].item() - float(derived.second)) < 1e-12
+        assert gaps["7: ReLU"].item() < -0.01
+
+
+def test_relu_depth_gap_rejects_a_bad_rate():
+    for bad in (0, 1, 1.5, -0.1):
+        with pytest.raises(ValueError, match="p"):
+            derivations.relu_depth_gap(bad)
+    with pytest.raises(TypeError, match="p"):
+        derivations.relu_depth_gap("half")

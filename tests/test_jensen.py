@@ -289,3 +289,87 @@ def test_library_delta_method_is_the_derived_approximation(name, sympy_f):
     assert lib.gap.item() == pytest.approx(float(derived), rel=1e-9)
     s2 = float(((W * X) ** 2).sum())
     assert lib.variance.item() == pytest.approx(0.3 / 0.7 * s2, rel=1e-12)  # derived: p/(1-p) sum (w x)^2
+
+
+# --- Gaussian moment matching (method="gaussian") and the sign of the gap in depth ---
+
+@pytest.mark.parametrize("bias", [-1.0, 0.0, 0.7])
+def test_gaussian_method_relu_is_the_derived_closed_form(bias):
+    derived = derivations.gaussian_relu_mean()
+    closed = sp.lambdify((derived.mu, derived.sigma), derived.mean)
+    r = jensen_gap("relu", W, X, 0.3, bias=bias, method="gaussian")
+    assert r.n == 0 and r.stderr.item() == 0
+    expected = closed(r.mean.item(), r.variance.sqrt().item())
+    assert abs(r.ensemble_mean.item() - expected) < 1e-12
+    assert abs(r.gap.item() - (expected - max(r.mean.item(), 0.0))) < 1e-12
+
+
+def test_gaussian_method_agrees_with_monte_carlo_of_a_normal_preactivation():
+    # Gauss-Hermite quadrature for tanh against sampling z ~ N(mu, Var[z]) directly
+    r = jensen_gap("tanh", W, X, 0.4, bias=0.2, method="gaussian")
+    z = r.mean + r.variance.sqrt() * torch.randn(400_000, generator=gen(21), dtype=torch.float64)
+    est = db.estimate_mean(torch.tanh(z))
+    check_agrees_and_rejects(est, r.ensemble_mean.item(), {
+        "the weight-scaled output tanh(mu)": r.weight_scaled.item(),
+        "the delta method": jensen_gap("tanh", W, X, 0.4, bias=0.2, method="delta").ensemble_mean.item(),
+    })
+
+
+def test_gaussian_method_is_exact_for_the_square_and_for_no_dropout():
+    r = jensen_gap("square", W, X, 0.3, method="gaussian")
+    assert abs(r.gap.item() - r.variance.item()) < 1e-10
+    for f in ("relu", "tanh"):
+        none = jensen_gap(f, W, X, 0.0, bias=0.1, method="gaussian")
+        assert none.gap.abs().item() < 1e-12
+
+
+def test_gaussian_method_improves_with_many_small_inputs():
+    # the Gaussian assumption needs many small contributions: the error shrinks as N grows
+    errors = []
+    for n in (1, 4, 16):
+        w = torch.full((n,), 1.0 / math.sqrt(n), dtype=torch.float64)
+        x = torch.ones(n, dtype=torch.float64)
+        bias = 0.1 - math.sqrt(n)  # mu = 0.1 and Var[z] = 1 for every n
+        exact = jensen_gap("relu", w, x, 0.5, bias=bias).gap.item()
+        gauss = jensen_gap("relu", w, x, 0.5, bias=bias, method="gaussian").gap.item()
+        errors.append(abs(gauss - exact) / exact)
+    assert errors[0] > errors[1] > errors[2], errors
+
+
+def _relu_net_with_two_dropout_layers(seed: int, p: float) -> nn.Sequential:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Dropout(p), nn.Linear(4, 4), nn.ReLU(),
+                         nn.Dropout(p), nn.Linear(4, 3), nn.ReLU()).double()
+
+
+def test_exact_layerwise_gap_matches_a_direct_enumeration_of_two_dropout_layers():
+    import itertools
+
+    net = _relu_net_with_two_dropout_layers(5, 0.4)
+    x = torch.randn(2, 3, generator=gen(4), dtype=torch.float64)
+    avg = layerwise_jensen_gap(net, x, method="exact")
+    l1, _, _, l2, _, _, l3, _ = net
+    total = torch.zeros(2, 3, dtype=torch.float64)
+    with torch.no_grad():
+        for bits in itertools.product((0.0, 1.0), repeat=8):
+            m = torch.tensor(bits, dtype=torch.float64)
+            prob = (m * 0.6 + (1 - m) * 0.4).prod()
+            h = torch.relu(l1(x)) * m[:4] / 0.6
+            h = torch.relu(l2(h)) * m[4:] / 0.6
+            total += prob * torch.relu(l3(h))
+    assert torch.allclose(avg.ensemble[-1], total, atol=1e-12, rtol=0)
+
+
+def test_the_gap_is_non_negative_only_at_the_first_relu_after_dropout():
+    first, second = [], []
+    for seed in range(40):
+        net = _relu_net_with_two_dropout_layers(seed, 0.5)
+        x = torch.randn(4, 3, generator=gen(100 + seed), dtype=torch.float64)
+        gaps = dict(zip(*[layerwise_jensen_gap(net, x, method="exact").names,
+                          layerwise_jensen_gap(net, x, method="exact").gaps()]))
+        first.append(gaps["4: ReLU"].flatten())
+        second.append(gaps["7: ReLU"].flatten())
+    first, second = torch.cat(first), torch.cat(second)
+    assert first.min().item() > -1e-12  # Jensen: its input is linear in the masks
+    assert (second < -1e-3).sum().item() >= 5  # from the second dropped layer on: no fixed sign
+    assert (second > 1e-3).sum().item() >= 5

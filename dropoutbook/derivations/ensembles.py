@@ -8,6 +8,9 @@ Three results, each computed from its definition:
   the ensemble's gain :math:`E_{\mathrm{ind}} - E_{\mathrm{ens}}` divided by the diversity
   :math:`D`, for several definitions of :math:`D`; the constant :math:`\frac{T-1}{2T}` belongs to
   one of them only.
+* :func:`softmax_geometric_mean`: for one dropout layer feeding a softmax output layer, the
+  normalized weighted geometric mean of the subnetworks' class distributions is the softmax of
+  the weight-scaled network (Hinton et al.), summed over every mask of a small case.
 * :func:`path_survival`: the probability that one input-output path survives, the expected
   number of active paths, and the probability that any path survives, as expectations over the
   masks of a small fully connected network.
@@ -30,7 +33,7 @@ from ._core import Bernoulli, Identity, drop_rate, expectation, tidy
 __all__ = [
     "LinearSubnetworkAverage", "linear_subnetwork_average",
     "AmbiguityTerms", "ambiguity_terms", "DIVERSITY_DEFINITIONS", "ambiguity_constant",
-    "PathSurvival", "path_survival",
+    "PathSurvival", "path_survival", "SoftmaxGeometricMean", "softmax_geometric_mean",
 ]
 
 #: The input drop probability :math:`p_{\mathrm{in}}` (used when the inputs are dropped too).
@@ -328,3 +331,73 @@ def _path_survival(widths: tuple, input_dropout: bool) -> PathSurvival:
         expected_active_paths=tidy(expectation(count, dists, method="moments"), p, p_in),
         any_path=tidy(expectation(any_path, dists, method="moments"), p, p_in),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# the softmax output layer: the weight-scaled network is the normalized geometric mean
+
+
+@dataclass(frozen=True)
+class SoftmaxGeometricMean:
+    r"""The geometric-mean identity for a softmax output layer, derived by :func:`softmax_geometric_mean`."""
+
+    n: int  #: number of dropped units :math:`N`
+    k: int  #: number of classes :math:`K`
+    h: tuple  #: the dropped activations :math:`h_1, \dots, h_N`
+    W: sp.Matrix  #: the output weights, :math:`K \times N`
+    b: tuple  #: the output biases
+    masks: tuple  #: the mask symbols
+    logits: tuple  #: :math:`z_k(m) = \sum_i W_{ki} m_i h_i / (1-p) + b_k`, inverted dropout
+    full_logits: tuple  #: :math:`z_k` of the weight-scaled (evaluation-mode) network
+    log_geometric_mean: tuple  #: :math:`G_k = \sum_m P(m) \log \operatorname{softmax}_k(z(m))`, summed over every mask
+    differences: tuple  #: :math:`(G_k - G_1) - (z_k - z_1)` for every class :math:`k`, simplified
+
+
+def softmax_geometric_mean(n: int = 2, k: int = 3) -> SoftmaxGeometricMean:
+    r"""Derive that the softmax of the weight-scaled network is the normalized weighted geometric mean of the subnetworks.
+
+    One dropout layer (inverted, rate :math:`p`) on :math:`N` activations :math:`h_i` feeds a
+    linear layer with :math:`K` outputs and a softmax. The subnetwork with mask :math:`m` has
+    class distribution :math:`\pi(m) = \operatorname{softmax}(z(m))`. The normalized weighted
+    geometric mean (NWGM) is
+
+    .. math:: \mathrm{NWGM}_k = \frac{\prod_m \pi_k(m)^{P(m)}}{\sum_j \prod_m \pi_j(m)^{P(m)}},
+              \qquad \log \mathrm{NWGM}_k - \log \mathrm{NWGM}_j = G_k - G_j,
+              \quad G_k = \sum_m P(m) \log \pi_k(m).
+
+    This function writes :math:`G_k` as the sum over all :math:`2^N` masks
+    (:func:`~dropoutbook.derivations.expectation`, ``method="enumerate"``) with symbolic weights,
+    biases, activations and :math:`p`, and simplifies :math:`(G_k - G_1) - (z_k - z_1)`, with
+    :math:`z` the logits of the weight-scaled network. Every difference is 0: the log-sum-exp
+    term of :math:`\log\pi_k(m)` is the same for all classes and cancels, and what remains is
+    linear in the mask. So :math:`\mathrm{NWGM} = \operatorname{softmax}(z)` exactly, for every
+    :math:`p` :cite:`hinton2012improving`, whereas the arithmetic mean of the :math:`\pi(m)` is
+    not. Chapter 4, "Dropout as an ensemble of subnetworks", section "Derivation".
+
+    Args:
+        n: number of dropped units :math:`N`, an int in [1, 4].
+        k: number of classes :math:`K`, an int in [2, 4].
+
+    Examples:
+        >>> softmax_geometric_mean(1, 2).differences
+        (0, 0)
+    """
+    return _softmax_geometric_mean(check_int(n, "n", minimum=1, maximum=4), check_int(k, "k", minimum=2, maximum=4))
+
+
+@functools.lru_cache(maxsize=None)
+def _softmax_geometric_mean(n: int, k: int) -> SoftmaxGeometricMean:
+    p = drop_rate
+    keep = 1 - p
+    h = sp.symbols(f"h1:{n + 1}", real=True)
+    W = sp.Matrix(k, n, lambda row, col: sp.Symbol(f"w{row + 1}{col + 1}", real=True))
+    b = sp.symbols(f"b1:{k + 1}", real=True)
+    m = sp.symbols(f"m1:{n + 1}")
+    logits = tuple(sum(W[c, i] * m[i] * h[i] / keep for i in range(n)) + b[c] for c in range(k))
+    full = tuple(sum(W[c, i] * h[i] for i in range(n)) + b[c] for c in range(k))
+    log_norm = sp.log(sum(sp.exp(z) for z in logits))
+    dists = {mi: Bernoulli(keep) for mi in m}
+    # log softmax_k(z(m)) = z_k(m) - log sum_j exp z_j(m), averaged over every mask
+    G = tuple(expectation(z - log_norm, dists, method="enumerate") for z in logits)
+    differences = tuple(sp.simplify((G[c] - G[0]) - (full[c] - full[0])) for c in range(k))
+    return SoftmaxGeometricMean(n, k, h, W, b, m, logits, full, G, differences)

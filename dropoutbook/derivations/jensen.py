@@ -13,13 +13,14 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .._validation import check_choice, check_int
+from .._validation import check_choice, check_int, check_probability
 
 from ._core import Bernoulli, Identity, ZeroMeanNoise, drop_rate, expectation, tidy, variance
 
 __all__ = [
     "p_keep", "QuadraticJensenGap", "quadratic_jensen_gap",
     "DeltaMethodGap", "delta_method_gap", "ReluSingleUnitGap", "relu_single_unit_gap",
+    "ReluDepthGap", "relu_depth_gap", "GaussianReluMean", "gaussian_relu_mean",
 ]
 
 #: The keep probability, for formulas written with p as the keep rate (:math:`p_{\mathrm{keep}} = 1 - p`), as in :cite:`srivastava2014dropout`.
@@ -187,3 +188,107 @@ def relu_single_unit_gap() -> ReluSingleUnitGap:
         negative_input=sp.simplify(gaps[1].subs(keep, 1 - p)),
         second_derivative=sp.diff(sp.Max(0, z), z, 2),
     )
+
+
+@dataclass(frozen=True)
+class ReluDepthGap:
+    r"""The exact Jensen gaps of a chain of ReLU units with two dropout layers, derived by :func:`relu_depth_gap`."""
+
+    p: sp.Expr  #: the drop rate at which the sums were taken (a number, or the symbol :math:`p`)
+    first: sp.Expr  #: the gap of the first ReLU after a dropout layer, :math:`\mathbb E[h_2] - \bar h_2`
+    second: sp.Expr  #: the gap of the second ReLU after a dropout layer, :math:`\mathbb E[h_3] - \bar h_3`
+    units: tuple  #: the sympy expressions :math:`(h_1, h_2, h_3)` of the thinned chain, in the mask symbols
+    masks: tuple  #: the mask symbols :math:`(m_1, m_2)`
+
+
+@functools.lru_cache(maxsize=None)
+def relu_depth_gap(p=sp.Rational(1, 2)) -> ReluDepthGap:
+    r"""Derive the Jensen gaps of the chain :math:`x \to h_1 \to h_2 \to h_3` of ReLU units with dropout after :math:`h_1` and :math:`h_2`.
+
+    The chain has one unit per layer and inverted dropout (rate :math:`p`, masks
+    :math:`m_1, m_2 \sim \mathrm{Bernoulli}(1-p)`) between the layers:
+
+    .. math::
+
+        h_1 = \max(0, x), \quad h_2 = \max\!\Big(0, \frac{m_1}{1-p} h_1 - \tfrac12\Big), \quad
+        h_3 = \max\!\Big(0, 5 - \frac{m_2}{1-p} h_2\Big), \qquad x = 1 .
+
+    The deterministic (evaluation-mode) chain sets both masks to their mean; the ensemble averages
+    over the four masks (:func:`expectation` with ``method="enumerate"``). The first ReLU after a
+    dropout layer has a non-negative gap (Jensen's inequality, its input being linear in
+    :math:`m_1`); the second one, whose input is linear in an already biased :math:`h_2` with a
+    negative weight, has a negative gap: :math:`+p/2` and :math:`-p/2` for :math:`p \le 1/2`.
+    With a number ``p`` (a sympy Rational) the sums are exact rationals; with the symbol
+    :math:`p` sympy keeps the ``Max`` terms it cannot resolve. Chapter 3, "The Jensen bias",
+    section "Pitfalls and errata".
+
+    Args:
+        p: the drop rate, a number in (0, 1) (converted with ``sympy.nsimplify``) or
+            the symbol ``dropoutbook.derivations.drop_rate``.
+
+    Examples:
+        >>> gaps = relu_depth_gap(sp.Rational(1, 2))
+        >>> gaps.first, gaps.second
+        (1/4, -1/4)
+    """
+    if p is not drop_rate:
+        check_probability(float(p) if isinstance(p, sp.Number) else p, "p", allow_one=False, allow_zero=False)
+        p = sp.nsimplify(p)
+    keep = 1 - p
+    relu = lambda u: sp.Max(0, u)  # noqa: E731
+    m1, m2 = sp.symbols("m1 m2")
+    dists = {m1: Bernoulli(keep), m2: Bernoulli(keep)}
+    h1 = relu(sp.Integer(1))
+    pre2 = m1 * h1 / keep - sp.Rational(1, 2)
+    h2 = relu(pre2)
+    h3 = relu(5 - m2 * h2 / keep)
+    det2 = relu(expectation(pre2, dists, method="enumerate"))
+    det3 = relu(5 - det2)  # the mask m2 at its mean (inverted dropout: the evaluation-mode chain)
+    first = sp.simplify(expectation(h2, dists, method="enumerate") - det2)
+    second = sp.simplify(expectation(h3, dists, method="enumerate") - det3)
+    return ReluDepthGap(p, first, second, (h1, h2, h3), (m1, m2))
+
+
+@dataclass(frozen=True)
+class GaussianReluMean:
+    r"""The mean of a ReLU of a Gaussian pre-activation, derived by :func:`gaussian_relu_mean`."""
+
+    mu: sp.Symbol
+    sigma: sp.Symbol
+    density: sp.Expr  #: the density of :math:`z \sim \mathcal N(\mu, \sigma^2)`
+    mean: sp.Expr  #: :math:`\mathbb E[\max(0, z)]`, integrated from the definition
+    normalisation: sp.Expr  #: :math:`\int p(z)\,dz`, which must be 1
+
+    def gap(self) -> sp.Expr:
+        r""":math:`\mathbb E[\max(0, z)] - \max(0, \mu)`, the Jensen gap that moment matching predicts."""
+        return self.mean - sp.Max(0, self.mu)
+
+    def identities(self) -> list[Identity]:
+        return [Identity(r"\mathbb{E}[\max(0, z)]", self.mean, "E[max(0, z)]")]
+
+
+@functools.lru_cache(maxsize=None)
+def gaussian_relu_mean() -> GaussianReluMean:
+    r"""Derive :math:`\mathbb E[\max(0, z)]` for :math:`z \sim \mathcal N(\mu, \sigma^2)` by integrating the definition.
+
+    .. math:: \mathbb E[\max(0, z)] = \int_{-\infty}^{0} 0 \cdot p(z)\,dz + \int_0^\infty z\, p(z)\,dz,
+              \qquad p(z) = \frac{1}{\sqrt{2\pi}\sigma} e^{-(z-\mu)^2/(2\sigma^2)} .
+
+    sympy integrates the second piece (the first is zero); the result, rewritten with
+    :math:`\operatorname{erf}`, equals :math:`\mu\,\Phi(\mu/\sigma) + \sigma\,\varphi(\mu/\sigma)`
+    (the tests compare the two). Replacing the distribution of a dropout pre-activation by the
+    Gaussian with its mean and variance is the moment matching of fast dropout
+    :cite:`wang2013fast`. Chapter 3, "The Jensen bias", section "Gaussian moment matching".
+
+    Examples:
+        >>> r = gaussian_relu_mean()
+        >>> sp.simplify(r.mean.subs({r.mu: 0, r.sigma: 1}) - 1 / sp.sqrt(2 * sp.pi))
+        0
+    """
+    z = sp.Symbol("z", real=True)
+    mu, sigma = sp.Symbol("mu", real=True), sp.Symbol("sigma", positive=True)
+    density = sp.exp(-(z - mu) ** 2 / (2 * sigma**2)) / sp.sqrt(2 * sp.pi * sigma**2)
+    positive_part = sp.integrate(z * density, (z, 0, sp.oo), conds="none")
+    mean = sp.simplify(positive_part.rewrite(sp.erf))
+    normalisation = sp.simplify(sp.integrate(density, (z, -sp.oo, sp.oo), conds="none"))
+    return GaussianReluMean(mu, sigma, density, mean, normalisation)
