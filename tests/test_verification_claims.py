@@ -76,11 +76,17 @@ REGISTRY: dict[str, Claim] = {
     # chapter 03
     "eq-jensen-z": claim("03", D, "tests/test_jensen.py::test_quadratic_gap_closed_form_against_the_dropout_sampler"),
     "eq-jensen-gap": claim("03", D, "tests/test_jensen.py::test_exact_gap_against_the_dropout_sampler"),
+    "eq-jensen-gauss": claim("03", S, "tests/test_derivations_jensen.py::test_gaussian_relu_mean_is_the_stated_closed_form",
+                             "tests/test_derivations_jensen.py::test_gaussian_relu_mean_agrees_with_monte_carlo",
+                             derivation="gaussian_relu_mean"),
     # chapter 04
     "eq-subnetwork-average": claim("04", D, "tests/test_ensembles.py::test_subnetwork_average_of_a_network_matches_its_definition",
                                    implements="subnetwork_average"),
     "eq-ambiguity-terms": claim("04", D, "tests/test_ensembles.py::test_ambiguity_decomposition_matches_the_definitions",
                                 implements="ambiguity_decomposition"),
+    "eq-nwgm": claim("04", SMALL, "tests/test_derivations_ensembles.py::test_softmax_geometric_mean_is_the_weight_scaled_softmax",
+                     "tests/test_derivations_ensembles.py::test_softmax_geometric_mean_numerically_and_against_the_arithmetic_mean",
+                     derivation="softmax_geometric_mean"),
     # chapter 05
     "eq-mc": claim("05", D, "tests/test_derivations_uncertainty.py::test_linear_mc_estimator_matches_the_stated_formulas",
                    implements="mc_predict"),
