@@ -25,6 +25,7 @@ __all__ = [
     "check_positive_int", "check_int_in_range", "check_positive_int_sequence", "check_edge_index",
     "check_symmetric_edges", "check_real_sequence",
     "check_nonnegative", "check_positive", "check_real_vector", "check_positive_ints",
+    "check_class_labels",
 ]
 
 _FLOATING = "a floating dtype (float16, bfloat16, float32 or float64)"
@@ -410,3 +411,22 @@ def check_positive_ints(values, name: str, *, min_length: int = 1) -> tuple[int,
     if len(out) < min_length:
         raise ValueError(f"{name} must have at least {min_length} entries, got {len(out)}")
     return out
+
+
+# Checks first written for chapter 5's calibration metrics (also used by chapter 15).
+
+
+def check_class_labels(labels, name: str = "labels", *, n: int, num_classes: int) -> torch.Tensor:
+    """Return ``labels`` (a tensor or NumPy array) as an int64 tensor after checking that it is 1-D
+    of length ``n`` and holds integer class indices in ``[0, num_classes)``; bool, floating and
+    complex labels raise ``TypeError``."""
+    labels, _ = as_tensor(labels, name)
+    if labels.dtype == torch.bool or labels.is_floating_point() or labels.is_complex():
+        raise TypeError(f"{name} must be an integer tensor or array of class indices, got {_describe(labels)}")
+    if labels.dim() != 1 or labels.numel() != n:
+        raise ValueError(f"{name} must have shape ({n},), one class index per row of probs, "
+                         f"got shape {tuple(labels.shape)}")
+    if n and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"{name} must hold class indices in [0, {num_classes - 1}], got values from "
+                         f"{labels.min().item()} to {labels.max().item()}")
+    return labels.long()
