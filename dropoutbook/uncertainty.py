@@ -301,7 +301,7 @@ def ensemble_predict(models, x: torch.Tensor) -> MCPrediction:
     :math:`(M, B, *)`, the members in place of the ``T`` passes, so that
     ``samples.softmax(-1)`` goes unchanged into :func:`predictive_entropy`,
     :func:`expected_entropy`, :func:`mutual_information` and the calibration metrics of
-    :mod:`dropoutbook.calibration` (after averaging over the first dimension). Each member runs in
+    ``dropoutbook.calibration`` (after averaging over the first dimension). Each member runs in
     evaluation mode (dropout off, BatchNorm with its running statistics) without autograd; every
     module's mode is restored afterwards. For an ensemble of MC-dropout members, stack the members'
     ``mc_predict(...).samples`` with ``torch.cat`` instead. See chapter 5, "Monte Carlo dropout",
