@@ -26,6 +26,8 @@ from . import ensembles  # chapter 4
 from .ensembles import *  # noqa: F403
 from . import uncertainty  # chapter 5
 from .uncertainty import *  # noqa: F403
+from . import calibration  # chapter 5 (calibration; reused by chapter 15)
+from .calibration import *  # noqa: F403
 from . import batchnorm  # chapter 6
 from .batchnorm import *  # noqa: F403
 from . import selu  # chapter 6, section "AlphaDropout"
@@ -58,6 +60,7 @@ __all__ = [
     *jensen.__all__,
     *ensembles.__all__,
     *uncertainty.__all__,
+    *calibration.__all__,
     *batchnorm.__all__,
     *selu.__all__,
     *dropblock.__all__,

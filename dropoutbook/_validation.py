@@ -27,6 +27,7 @@ __all__ = [
     "check_nonnegative", "check_positive", "check_real_vector", "check_positive_ints",
     "check_module_types", "check_logits_pair", "check_class_targets", "check_layer_subset", "check_module_rate",
     "check_module_list",
+    "check_class_labels",
 ]
 
 _FLOATING = "a floating dtype (float16, bfloat16, float32 or float64)"
@@ -487,3 +488,20 @@ def check_module_list(layers, name: str = "layers"):
     for i, layer in enumerate(layers):
         check_module(layer, f"{name}[{i}]")
     return layers
+# Checks first written for chapter 5's calibration metrics (also used by chapter 15).
+
+
+def check_class_labels(labels, name: str = "labels", *, n: int, num_classes: int) -> torch.Tensor:
+    """Return ``labels`` (a tensor or NumPy array) as an int64 tensor after checking that it is 1-D
+    of length ``n`` and holds integer class indices in ``[0, num_classes)``; bool, floating and
+    complex labels raise ``TypeError``."""
+    labels, _ = as_tensor(labels, name)
+    if labels.dtype == torch.bool or labels.is_floating_point() or labels.is_complex():
+        raise TypeError(f"{name} must be an integer tensor or array of class indices, got {_describe(labels)}")
+    if labels.dim() != 1 or labels.numel() != n:
+        raise ValueError(f"{name} must have shape ({n},), one class index per row of probs, "
+                         f"got shape {tuple(labels.shape)}")
+    if n and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"{name} must hold class indices in [0, {num_classes - 1}], got values from "
+                         f"{labels.min().item()} to {labels.max().item()}")
+    return labels.long()

@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 
 from ._validation import check_int
 
-__all__ = ["BOOK_STYLE", "use_book_style", "figure"]
+__all__ = ["BOOK_STYLE", "use_book_style", "figure", "reliability_plot"]
 
 #: Matplotlib settings shared by every figure of the book.
 BOOK_STYLE = {
@@ -45,3 +45,42 @@ def figure(ncols: int = 1, *, width: float = 4.2, height: float = 3.2, **kwargs)
     use_book_style()
     fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), layout="constrained", **kwargs)
     return fig, axes
+
+
+def reliability_plot(ax, diagram, *, label: str | None = None, color: str = "C0", marker: str = "o"):
+    """Draw a reliability diagram (chapter 5, "Monte Carlo dropout", section "Calibration").
+
+    Plots each non-empty bin's accuracy against its mean confidence, with the marker area growing
+    with the bin's count, joined by a line, and the diagonal of perfect calibration (drawn once per
+    axes, dashed grey). Axis labels and limits [0, 1] are set.
+
+    Args:
+        ax: a matplotlib ``Axes``.
+        diagram: a :class:`~dropoutbook.ReliabilityDiagram`, as returned by
+            :func:`~dropoutbook.reliability_diagram`.
+        label: legend label of the curve.
+        color: matplotlib colour of the curve.
+        marker: matplotlib marker of the bins.
+
+    Returns:
+        ``ax``.
+    """
+    from .calibration import ReliabilityDiagram
+
+    if not isinstance(diagram, ReliabilityDiagram):
+        raise TypeError(f"diagram must be a dropoutbook.ReliabilityDiagram (from reliability_diagram), "
+                        f"got {type(diagram).__name__}")
+    filled = diagram.count > 0
+    conf = diagram.confidence[filled].numpy()
+    acc = diagram.accuracy[filled].numpy()
+    share = (diagram.count[filled].double() / diagram.count.sum()).numpy()
+    if not getattr(ax, "_reliability_diagonal", False):
+        ax.plot([0, 1], [0, 1], ls="--", color="0.5", lw=1, label="perfect calibration")
+        ax._reliability_diagonal = True
+    ax.plot(conf, acc, "-", color=color, lw=1.2)
+    ax.scatter(conf, acc, s=10 + 300 * share, color=color, marker=marker, label=label, zorder=3)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence (max. probability)")
+    ax.set_ylabel("accuracy")
+    return ax

@@ -9,6 +9,7 @@ MC dropout keeps dropout *on* at test time and averages :math:`T` stochastic for
   inputs and returns the predictive mean and variance (and, on request, the samples);
 * :func:`predictive_entropy`, :func:`expected_entropy` and :func:`mutual_information` (BALD)
   computed from stacked class probabilities;
+* :func:`ensemble_predict`, a deep ensemble's predictions in the same layout as :func:`mc_predict`'s;
 * :func:`referral_curve`, the accuracy of the predictions that are kept when the most uncertain
   ones are referred to a human.
 
@@ -31,7 +32,7 @@ from ._validation import (as_float_tensor, as_tensor, check_bool, check_generato
 from .masks import InvertedDropout
 
 __all__ = [
-    "dropout_modules", "mc_dropout", "MCPrediction", "mc_predict",
+    "dropout_modules", "mc_dropout", "MCPrediction", "mc_predict", "ensemble_predict",
     "predictive_entropy", "expected_entropy", "mutual_information", "referral_curve",
 ]
 
@@ -287,6 +288,76 @@ def mc_predict(model: nn.Module, x: torch.Tensor, T: int, *, chunk_size: int | N
     return MCPrediction(mean, var, samples if return_samples else None)
 
 
+def ensemble_predict(models, x: torch.Tensor) -> MCPrediction:
+    r"""Predictions of a deep ensemble, stacked like MC-dropout passes: mean, variance and samples.
+
+    .. math::
+        \hat\mu(x) = \frac1M \sum_{m=1}^M f_{\theta_m}(x), \qquad
+        \hat\sigma^2(x) = \frac{1}{M-1} \sum_{m=1}^M \bigl(f_{\theta_m}(x) - \hat\mu(x)\bigr)^2,
+
+    for ``M`` separately trained networks :math:`f_{\theta_m}` (different initializations, data
+    orders, ...), each evaluated deterministically :cite:`lakshminarayanan2017simple`. The result
+    has the layout of :func:`mc_predict` with ``return_samples=True``: ``samples`` is
+    :math:`(M, B, *)`, the members in place of the ``T`` passes, so that
+    ``samples.softmax(-1)`` goes unchanged into :func:`predictive_entropy`,
+    :func:`expected_entropy`, :func:`mutual_information` and the calibration metrics of
+    ``dropoutbook.calibration`` (after averaging over the first dimension). Each member runs in
+    evaluation mode (dropout off, BatchNorm with its running statistics) without autograd; every
+    module's mode is restored afterwards. For an ensemble of MC-dropout members, stack the members'
+    ``mc_predict(...).samples`` with ``torch.cat`` instead. See chapter 5, "Monte Carlo dropout",
+    section "A deep ensemble".
+
+    Args:
+        models: a sequence of at least two ``torch.nn.Module`` networks with the same output shape.
+        x: batch of inputs, first dimension the batch (``B >= 1``); not modified.
+
+    Returns:
+        :class:`MCPrediction` with ``mean`` and ``variance`` of shape :math:`(B, *)` and
+        ``samples`` of shape :math:`(M, B, *)` (never ``None``).
+
+    Examples:
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> members = [nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 2)) for _ in range(4)]
+        >>> pred = ensemble_predict(members, torch.randn(5, 3))
+        >>> pred.samples.shape, pred.variance.shape
+        (torch.Size([4, 5, 2]), torch.Size([5, 2]))
+    """
+    if isinstance(models, nn.Module) or isinstance(models, (str, bytes)) or not isinstance(models, Iterable):
+        raise TypeError(f"models must be a sequence of torch.nn.Module networks (at least two), "
+                        f"got {type(models).__name__}")
+    models = list(models)
+    if len(models) < 2:
+        raise ValueError(f"models must hold at least two networks (the variance needs M >= 2), got {len(models)}")
+    for i, m in enumerate(models):
+        check_module(m, f"models[{i}]")
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor (the models' input), got {type(x).__name__}")
+    if x.dim() < 1 or x.shape[0] == 0:
+        raise ValueError(f"x must have a non-empty first (batch) dimension, got shape {tuple(x.shape)}")
+    outputs = []
+    for i, member in enumerate(models):
+        modes = [(m, m.training) for m in member.modules()]
+        try:
+            member.eval()
+            with torch.no_grad():
+                out = member(x)
+        except RuntimeError as exc:
+            raise ValueError(f"x must fit every member: on x of shape {tuple(x.shape)} models[{i}] raised: {exc}") from exc
+        finally:
+            for m, mode in modes:
+                m.training = mode
+        if not isinstance(out, torch.Tensor) or out.dim() < 1 or out.shape[0] != x.shape[0]:
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ValueError(f"models[{i}] must return one tensor with a row per input row, got {got}")
+        if outputs and out.shape != outputs[0].shape:
+            raise ValueError(f"models must all return the same shape: models[0] gave {tuple(outputs[0].shape)}, "
+                             f"models[{i}] {tuple(out.shape)}")
+        outputs.append(out)
+    samples = torch.stack(outputs)
+    return MCPrediction(samples.mean(dim=0), samples.var(dim=0, correction=1), samples)
+
+
 def _check_probs(probs, name: str = "probs") -> tuple[torch.Tensor, bool]:
     """The stacked probabilities as a tensor, and whether they were given as a NumPy array."""
     probs, was_numpy = as_float_tensor(probs, name)
@@ -417,6 +488,22 @@ def referral_curve(correct: torch.Tensor, uncertainty: torch.Tensor, fractions) 
         >>> referral_curve(correct, uncertainty, [0.0, 0.25])
         tensor([0.7500, 1.0000], dtype=torch.float64)
     """
+    correct, uncertainty, was_numpy = _check_correct_uncertainty(correct, uncertainty)
+    fr = _check_fractions(fractions)
+    n = correct.numel()
+    order = torch.sort(uncertainty.detach().cpu(), stable=True).indices  # most certain first
+    ranked = correct.detach().cpu()[order].double()
+    cumulative = torch.cumsum(ranked, 0)
+    kept = torch.round(n * (1 - fr)).long()
+    if (kept < 1).any():
+        raise ValueError(f"fractions must leave at least one of the {n} predictions; the largest is {fr.max().item():.4g}")
+    return like_input(cumulative[kept - 1] / kept.double(), was_numpy)
+
+
+def _check_correct_uncertainty(correct, uncertainty):
+    """``correct`` as a 1-D bool tensor and ``uncertainty`` as a float tensor of its shape, and
+    whether both were given as NumPy arrays (shared by :func:`referral_curve` and
+    :func:`~dropoutbook.error_detection_auroc`)."""
     correct, numpy_correct = as_tensor(correct, "correct")
     if correct.dim() != 1 or correct.numel() == 0:
         raise ValueError(f"correct must be a non-empty 1-D tensor of bools or 0/1 values, got shape "
@@ -430,15 +517,7 @@ def referral_curve(correct: torch.Tensor, uncertainty: torch.Tensor, fractions) 
         raise ValueError(f"uncertainty must have the shape of correct {tuple(correct.shape)}, got {tuple(uncertainty.shape)}")
     if torch.isnan(uncertainty).any():
         raise ValueError("uncertainty contains NaN")
-    fr = _check_fractions(fractions)
-    n = correct.numel()
-    order = torch.sort(uncertainty.detach().cpu(), stable=True).indices  # most certain first
-    ranked = correct.detach().cpu()[order].double()
-    cumulative = torch.cumsum(ranked, 0)
-    kept = torch.round(n * (1 - fr)).long()
-    if (kept < 1).any():
-        raise ValueError(f"fractions must leave at least one of the {n} predictions; the largest is {fr.max().item():.4g}")
-    return like_input(cumulative[kept - 1] / kept.double(), numpy_correct and numpy_uncertainty)
+    return correct, uncertainty, numpy_correct and numpy_uncertainty
 
 
 def _check_fractions(fractions) -> torch.Tensor:

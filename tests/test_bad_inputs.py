@@ -297,6 +297,32 @@ MATRIX: dict[str, Entry] = {
                              uncertainty=FLOAT_DATA + [torch.ones(3), torch.tensor([NAN, 0.0, 0.0, 0.0])],
                              fractions=[["0.5"], [1.0], [-0.1], [NAN], [], None, "0.5", 0.5, [None],
                                         torch.ones(2, 2) * 0.1, [0.9]])),
+    "ensemble_predict": E(db.ensemble_predict, lambda: dict(models=[mlp(), no_dropout()], x=torch.randn(2, 3)),
+                          dict(models=[None, mlp(), [mlp()], [], "models", [mlp(), "m"], [mlp(), nn.Linear(3, 5)], 3],
+                               x=[None, "x", [[1.0, 2.0, 3.0]], np.ones((2, 3)), torch.ones(0, 3), torch.tensor(1.0),
+                                  torch.ones(2, 5)])),
+    # chapter 5, calibration
+    **{name: E(getattr(db, name), lambda: dict(probs=probs()[0], labels=torch.tensor([0, 2])),
+               dict(probs=FLOAT_DATA + [probs(), torch.ones(3), torch.full((2, 3), NAN), probs()[0] * 2,
+                                        torch.ones(0, 3), -probs()[0]],
+                    labels=[None, "y", [0, 2], torch.tensor([0.0, 2.0]), torch.tensor([True, False]),
+                            torch.tensor([0, 3]), torch.tensor([-1, 0]), torch.tensor([0, 1, 2]),
+                            torch.tensor([[0, 1]]), np.array([0.0, 1.0])]))
+       for name in ("negative_log_likelihood", "brier_score")},
+    **{name: E(getattr(db, name), lambda: dict(probs=probs()[0], labels=torch.tensor([0, 2]), n_bins=10),
+               dict(probs=FLOAT_DATA + [probs(), torch.ones(3), probs()[0] * 2],
+                    labels=[None, "y", torch.tensor([0.0, 2.0]), torch.tensor([0, 3]), torch.tensor([0, 1, 2])],
+                    n_bins=POS_INT))
+       for name in ("reliability_diagram", "expected_calibration_error")},
+    "ReliabilityDiagram": E(lambda **kw: db.reliability_diagram(**kw),
+                            lambda: dict(probs=probs()[0], labels=torch.tensor([0, 2])), {}),
+    "error_detection_auroc": E(db.error_detection_auroc,
+                               lambda: dict(correct=torch.tensor([True, False, True, True]),
+                                            uncertainty=torch.tensor([0.1, 0.9, 0.2, 0.3])),
+                               dict(correct=[None, "c", [True, False, True, True], torch.tensor([0.5, 1.0, 0.0, 1.0]),
+                                             torch.ones(2, 2, dtype=torch.bool), torch.ones(0, dtype=torch.bool),
+                                             torch.ones(4, dtype=torch.bool), torch.zeros(4, dtype=torch.bool)],
+                                    uncertainty=FLOAT_DATA + [torch.ones(3), torch.tensor([NAN, 0.0, 0.0, 0.0])])),
     # chapter 6
     "bn_train_variance": E(db.bn_train_variance, lambda: dict(mu=1.0, sigma2=1.0, keep_prob=0.5),
                            dict(mu=["1", None, True, NAN, 1j, torch.ones(2, dtype=torch.int64),
@@ -577,7 +603,7 @@ MATRIX: dict[str, Entry] = {
 SUBMODULES = {"derivations", "montecarlo", "exercises", "environment"}
 #: result types: their entry is a call of the function that returns one
 RESULTS = {"JensenGap": db.JensenGap, "LayerwiseGap": db.LayerwiseGap, "AmbiguityDecomposition": db.AmbiguityDecomposition,
-           "MCPrediction": db.MCPrediction, "VarianceShift": db.VarianceShift, "KLApproximationError": db.KLApproximationError,
+           "MCPrediction": db.MCPrediction, "ReliabilityDiagram": db.ReliabilityDiagram, "VarianceShift": db.VarianceShift, "KLApproximationError": db.KLApproximationError,
            "SparsityReport": db.SparsityReport, "SparseVDHistory": db.SparseVDHistory,
            "SPARSE_VD_K": db.variational.SparseVDConstants, "Graph": db.Graph}
 
