@@ -40,6 +40,8 @@ from . import recurrent  # chapter 11
 from .recurrent import *  # noqa: F403
 from . import graphs  # chapter 12
 from .graphs import *  # noqa: F403
+from . import concrete  # chapter 13
+from .concrete import *  # noqa: F403
 
 __version__ = "0.1.0"
 
@@ -58,4 +60,5 @@ __all__ = [
     *variational.__all__,
     *recurrent.__all__,
     *graphs.__all__,
+    *concrete.__all__,
 ]

@@ -46,7 +46,8 @@ DROPOUT_MODULE_TYPES: tuple[type, ...] = (nn.modules.dropout._DropoutNd, Inverte
 # included: DropBlock2d, whose schedule counts training passes (MC passes would advance it), and
 # StochasticDepth, whose default mode shares one draw across the batch (mc_predict's copies would
 # not be independent); pass them in ``dropout_types`` if that is what you want.
-_LIBRARY_DROPOUT = (("stochastic_depth", "DropPath"), ("variational", "GaussianDropout"))
+_LIBRARY_DROPOUT = (("stochastic_depth", "DropPath"), ("variational", "GaussianDropout"),
+                    ("concrete", "ConcreteDropout"))  # chapter 13: a fresh relaxed mask for every row
 
 
 def _library_dropout_types() -> tuple[type, ...]:

@@ -44,6 +44,8 @@ from . import recurrent  # chapter 11
 from .recurrent import *  # noqa: F403
 from . import graphs  # chapter 12
 from .graphs import *  # noqa: F403
+from . import concrete  # chapter 13
+from .concrete import *  # noqa: F403
 
 __all__ = [
     *_core.__all__,
@@ -59,4 +61,5 @@ __all__ = [
     *variational.__all__,
     *recurrent.__all__,
     *graphs.__all__,
+    *concrete.__all__,
 ]
