@@ -78,7 +78,7 @@ def dropout_modules(model: nn.Module, *, dropout_types=None) -> list[nn.Module]:
     A module counts when it is an instance of :data:`~dropoutbook.uncertainty.DROPOUT_MODULE_TYPES`
     (``torch.nn``'s dropout classes, :class:`~dropoutbook.InvertedDropout`,
     :class:`~dropoutbook.StandardDropout`), of the library's row-wise dropout modules of later
-    chapters (``DropPath``, ``GaussianDropout``), or of one of the extra ``dropout_types``.
+    chapters (``DropPath``, ``GaussianDropout``, ``ConcreteDropout``), or of one of the extra ``dropout_types``.
     ``DropBlock2d`` (its schedule counts training passes) and ``StochasticDepth`` (its default
     mode draws once per batch, so replicated copies would share the draw) are not included by
     default. See chapter 5, "Monte Carlo dropout".
