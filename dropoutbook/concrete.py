@@ -157,7 +157,7 @@ class ConcreteDropout(nn.Module):
         True
     """
 
-    def __init__(self, layer: nn.Module | None = None, *, p_init: float = 0.1, temperature: float = 0.1,
+    def __init__(self, layer: torch.nn.Module | None = None, *, p_init: float = 0.1, temperature: float = 0.1,
                  weight_regularizer: float = 1e-6, dropout_regularizer: float = 1e-5,
                  generator: torch.Generator | None = None) -> None:
         super().__init__()

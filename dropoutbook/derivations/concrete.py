@@ -83,11 +83,11 @@ class ConcreteMaskDistribution:
         ]
 
     def cdf_at(self, s: float, q: float, t: float) -> float:
-        """:math:`P(z \\le s)` for numbers, from :attr:`cdf`."""
+        """:math:`P(z \\le s)` for numbers, from the derived ``cdf``."""
         return float(self.cdf.subs({self.s: s, self.q: q, self.t: t}))
 
     def mean_at(self, q: float, t: float, *, digits: int = 30) -> float:
-        r""":math:`\mathbb E[z] = \int_0^1 (1 - F_z(s))\,ds` for numbers, by mpmath's quadrature of :attr:`mean_integrand`.
+        r""":math:`\mathbb E[z] = \int_0^1 (1 - F_z(s))\,ds` for numbers, by mpmath's quadrature of the derived ``mean_integrand``.
 
         The integrand is smooth on (0, 1) and bounded by 1; it changes fastest near :math:`s = 1/2`
         at small :math:`t`, so the interval is split there. ``digits`` is the working precision.
