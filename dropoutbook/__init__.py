@@ -44,6 +44,8 @@ from . import recurrent  # chapter 11
 from .recurrent import *  # noqa: F403
 from . import graphs  # chapter 12
 from .graphs import *  # noqa: F403
+from . import concrete  # chapter 13
+from .concrete import *  # noqa: F403
 from . import schedules, rdrop, layerdrop, lora  # chapter 14
 from .schedules import *  # noqa: F403
 from .rdrop import *  # noqa: F403
@@ -69,5 +71,6 @@ __all__ = [
     *variational.__all__,
     *recurrent.__all__,
     *graphs.__all__,
+    *concrete.__all__,
     *schedules.__all__, *rdrop.__all__, *layerdrop.__all__, *lora.__all__,
 ]

@@ -25,6 +25,7 @@ __all__ = [
     "check_positive_int", "check_int_in_range", "check_positive_int_sequence", "check_edge_index",
     "check_symmetric_edges", "check_real_sequence",
     "check_nonnegative", "check_positive", "check_real_vector", "check_positive_ints",
+    "check_concrete_rate",
     "check_module_types", "check_logits_pair", "check_class_targets", "check_layer_subset", "check_module_rate",
     "check_module_list",
     "check_class_labels",
@@ -415,6 +416,17 @@ def check_positive_ints(values, name: str, *, min_length: int = 1) -> tuple[int,
     return out
 
 
+# Checks first written for chapter 13 (Concrete dropout).
+
+
+def check_concrete_rate(value, name: str = "p"):
+    """A drop rate in (0, 1): a number (returned as float) or a 0-d floating tensor (returned unchanged,
+    so that a gradient can flow through it)."""
+    if isinstance(value, torch.Tensor) and value.dim() == 0 and value.is_floating_point():
+        if not bool(0 < value.detach() < 1):
+            raise ValueError(f"{name} must be in (0, 1), got {value.item()!r}")
+        return value
+    return check_probability(value, name, allow_zero=False, allow_one=False)
 # Checks first written for chapter 14 (dropout in modern training).
 
 

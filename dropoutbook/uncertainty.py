@@ -47,7 +47,8 @@ DROPOUT_MODULE_TYPES: tuple[type, ...] = (nn.modules.dropout._DropoutNd, Inverte
 # included: DropBlock2d, whose schedule counts training passes (MC passes would advance it), and
 # StochasticDepth, whose default mode shares one draw across the batch (mc_predict's copies would
 # not be independent); pass them in ``dropout_types`` if that is what you want.
-_LIBRARY_DROPOUT = (("stochastic_depth", "DropPath"), ("variational", "GaussianDropout"))
+_LIBRARY_DROPOUT = (("stochastic_depth", "DropPath"), ("variational", "GaussianDropout"),
+                    ("concrete", "ConcreteDropout"))  # chapter 13: a fresh relaxed mask for every row
 
 
 def _library_dropout_types() -> tuple[type, ...]:
@@ -78,7 +79,7 @@ def dropout_modules(model: nn.Module, *, dropout_types=None) -> list[nn.Module]:
     A module counts when it is an instance of :data:`~dropoutbook.uncertainty.DROPOUT_MODULE_TYPES`
     (``torch.nn``'s dropout classes, :class:`~dropoutbook.InvertedDropout`,
     :class:`~dropoutbook.StandardDropout`), of the library's row-wise dropout modules of later
-    chapters (``DropPath``, ``GaussianDropout``), or of one of the extra ``dropout_types``.
+    chapters (``DropPath``, ``GaussianDropout``, ``ConcreteDropout``), or of one of the extra ``dropout_types``.
     ``DropBlock2d`` (its schedule counts training passes) and ``StochasticDepth`` (its default
     mode draws once per batch, so replicated copies would share the draw) are not included by
     default. See chapter 5, "Monte Carlo dropout".

@@ -565,6 +565,19 @@ MATRIX: dict[str, Entry] = {
                                             [True, 3], [3, -1]],
                                      # networkx seeds Python's random with any int >= 0: 2**64 is a valid seed
                                      p_in=PROB, p_out=PROB, seed=[s for s in SEED if not (type(s) is int and s >= 2**64)])),
+    # chapter 13
+    "concrete_mask": E(db.concrete_mask, lambda: dict(shape=(2, 3), p=0.3, temperature=0.1, generator=gen(),
+                                                      dtype=torch.float32),
+                       dict(shape=[-1, 2.5, "3", None, (2, -1)], p=PROB_OPEN + [0.0, torch.tensor(0.0), torch.tensor(NAN)],
+                            temperature=POSITIVE_REAL, generator=GENERATOR, dtype=FLOAT_DTYPE)),
+    "ConcreteDropout": E(db.ConcreteDropout, lambda: dict(layer=nn.Linear(4, 2), p_init=0.1, temperature=0.1,
+                                                          weight_regularizer=1e-6, dropout_regularizer=1e-5,
+                                                          generator=gen()),
+                         dict(layer=[m for m in MODULE if m is not None], p_init=PROB_OPEN + [0.0],
+                              temperature=POSITIVE_REAL, weight_regularizer=REAL + [-1.0, INF],
+                              dropout_regularizer=REAL + [-1.0, INF], generator=GENERATOR)),
+    "ConcreteDropout.forward": E(forward_of(lambda: db.ConcreteDropout(p_init=0.3)), lambda: dict(x=x34()),
+                                 dict(x=FLOAT_TENSOR + [torch.ones(0, 4), torch.ones(3, 4, dtype=F64)])),
     # chapter 14
     "DropoutSchedule": E(db.DropoutSchedule, lambda: dict(model=mlp(), p=0.1, kind="early", total_steps=4, switch_step=2,
                                                           dropout_types=None, ignore_types=None),

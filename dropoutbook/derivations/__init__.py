@@ -46,6 +46,8 @@ from . import recurrent  # chapter 11
 from .recurrent import *  # noqa: F403
 from . import graphs  # chapter 12
 from .graphs import *  # noqa: F403
+from . import concrete  # chapter 13
+from .concrete import *  # noqa: F403
 from . import modern  # chapter 14
 from .modern import *  # noqa: F403
 
@@ -64,5 +66,6 @@ __all__ = [
     *variational.__all__,
     *recurrent.__all__,
     *graphs.__all__,
+    *concrete.__all__,
     *modern.__all__,
 ]
