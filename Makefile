@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 NOTEBOOKS := $(wildcard chapters/*.ipynb) $(wildcard exercises/[0-9]*.ipynb) course.ipynb
 
-.PHONY: install html test test-lib test-notebooks execute student nbgrader lab bench clean
+.PHONY: install html pdf test test-lib test-notebooks test-site test-pdf browser execute student nbgrader lab bench clean
 
 # Notebooks run in the book's numerical environment (dropoutbook/environment.py): the Jupyter
 # kernel 'dropoutbook', installed into .venv below, carries its variables (kernel instruction sets
@@ -49,7 +49,29 @@ test-lib: $(STAMP)
 test-notebooks: $(STAMP)
 	$(PY) -m pytest -q -n 2 --dist loadscope --nbval $(NOTEBOOKS) --nbval-sanitize-with nbval_sanitize.cfg
 
-test: test-lib test-notebooks html
+# The whole book as one PDF, without solutions: the single-page HTML build (it reuses the html
+# build's doctrees) printed by headless Chromium once MathJax has typeset it. `make html` afterwards
+# ships it as book.pdf and links it from every page's download menu.
+pdf: $(STAMP) browser
+	$(BIN)/jupyter-book build . --builder singlehtml --warningiserror --nitpick --keep-going -q
+	$(PY) -m tests_site.printpdf _build/singlehtml _build/pdf/book.pdf
+
+test-pdf: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider tests_site/test_pdf.py
+
+# The built site in a real browser (tests_site/test_browser.py): every page at 1400 and 390 px in
+# headless Chromium, driven by Selenium through the Debian chromedriver (nothing is downloaded).
+test-site: $(STAMP) browser
+	$(PY) -m pytest -q -p no:cacheprovider tests_site/test_browser.py
+
+# Chromium and its driver from the Debian packages, installed when missing (as root, or with sudo).
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) apt-get install -y --no-install-recommends chromium chromium-driver; fi
+
+test: test-lib test-notebooks html test-site
 
 # Re-execute every notebook in place (after a library change), then refresh the student copies.
 execute: $(STAMP)

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from docutils import nodes
@@ -29,6 +30,7 @@ def _mathjax_dir() -> Path:
 
 
 MATHJAX_PATH = "mathjax/es5/tex-svg.js"  # relative to _static; the self-contained TeX-to-SVG bundle
+MATHJAX_SHIPPED = ("tex-svg.js", "input/tex/extensions", "a11y", "sre", "ui")  # relative to es5/
 
 
 def _use_local_mathjax(app: Sphinx, config) -> None:
@@ -36,22 +38,43 @@ def _use_local_mathjax(app: Sphinx, config) -> None:
     if not (mathjax_dir / "es5" / "tex-svg.js").exists():
         raise RuntimeError(f"MathJax not found in {mathjax_dir}; install the book extra: pip install -e '.[book]'")
     # Sphinx copies the *contents* of each static directory into _static/ (following symlinks).
-    # A staging directory holding mathjax/es5 -> the package's es5/ puts the bundle at
-    # _static/mathjax/es5/tex-svg.js without copying MathJax's sources.
+    # A staging directory holding mathjax/es5/<entry> -> the package's files ships only what the
+    # site loads: the TeX-to-SVG bundle, the TeX extensions it autoloads on demand, and the files
+    # its context menu loads (accessibility, speech, menu options) -- not the other 16 MB of bundles.
     staging = Path(app.outdir).parent / "mathjax-static"
-    link = staging / "mathjax" / "es5"
-    link.parent.mkdir(parents=True, exist_ok=True)
-    if link.is_symlink() or link.exists():
-        link.unlink()
-    link.symlink_to(mathjax_dir / "es5", target_is_directory=True)
+    es5 = staging / "mathjax" / "es5"
+    if es5.is_symlink():
+        es5.unlink()
+    es5.mkdir(parents=True, exist_ok=True)
+    for old in es5.iterdir():
+        if old.is_symlink() and old.name not in MATHJAX_SHIPPED:
+            old.unlink()
+    for entry in MATHJAX_SHIPPED:
+        link = es5 / entry
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(mathjax_dir / "es5" / entry, target_is_directory=(mathjax_dir / "es5" / entry).is_dir())
     config.html_static_path = list(config.html_static_path) + [str(staging)]
     config.mathjax_path = MATHJAX_PATH
 
 
+def _prune(directory: Path, keep: set[str]) -> None:
+    for path in directory.iterdir() if directory.is_dir() else ():
+        if path.name not in keep:
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+
+
 def _check_mathjax_copied(app: Sphinx, exception) -> None:
     if exception is None and app.builder.format == "html":
-        if not (Path(app.outdir) / "_static" / MATHJAX_PATH).exists():
-            raise RuntimeError(f"_static/{MATHJAX_PATH} is missing from the built site: equations would not render")
+        es5 = Path(app.outdir) / "_static" / "mathjax" / "es5"
+        # An earlier build (before the site shipped only these) may have left the whole tree.
+        _prune(es5, {entry.split("/")[0] for entry in MATHJAX_SHIPPED})
+        _prune(es5 / "input", {"tex"})
+        _prune(es5 / "input" / "tex", {"extensions"})
+        missing = [entry for entry in MATHJAX_SHIPPED if not (es5 / entry).exists()]
+        if missing:
+            raise RuntimeError(f"MathJax files missing from the built site ({missing}): equations would not render")
 
 
 def _check_stored_outputs(app: Sphinx, env, docnames) -> None:

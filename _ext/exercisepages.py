@@ -93,7 +93,7 @@ def _relabel_download_button(app: Sphinx, pagename: str, templatename, context, 
 
 
 def _check_site(app: Sphinx, exception) -> None:
-    if exception is not None or app.builder.format != "html":
+    if exception is not None or app.builder.name != "html":  # the single-page build has no pages per document
         return
     outdir = Path(app.outdir)
     css = outdir / "_static" / "book.css"

@@ -11,8 +11,8 @@ __all__ = ["BOOK_STYLE", "use_book_style", "figure", "reliability_plot"]
 
 #: Matplotlib settings shared by every figure of the book.
 BOOK_STYLE = {
-    "figure.dpi": 100,
-    "savefig.dpi": 100,
+    "figure.dpi": 100,  # the size on the page: 100 pixels per inch of figure
+    "savefig.dpi": 200,  # files written with savefig: twice as many pixels, sharp on high-density screens
     "font.size": 10,
     "axes.grid": True,
     "grid.alpha": 0.3,
@@ -24,9 +24,25 @@ BOOK_STYLE = {
 }
 
 
+#: How a notebook shows a figure: "retina" is a PNG with twice the pixels of ``figure.dpi``, shown
+#: at the same size (its output metadata holds the half width and height), so figures are sharp on
+#: high-density screens. nbval does not compare PNG data, so this does not touch the strict check.
+INLINE_FORMAT = "retina"
+
+
 def use_book_style() -> None:
-    """Apply :data:`BOOK_STYLE` to matplotlib's global settings."""
+    """Apply :data:`BOOK_STYLE` to matplotlib's global settings, and in a notebook show figures as
+    2x PNG (:data:`INLINE_FORMAT`)."""
     mpl.rcParams.update(BOOK_STYLE)
+    try:
+        from IPython import get_ipython
+    except ImportError:  # matplotlib without IPython: nothing is shown inline
+        return
+    shell = get_ipython()
+    if shell is not None:
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+        set_matplotlib_formats(INLINE_FORMAT)
 
 
 def figure(ncols: int = 1, *, width: float = 4.2, height: float = 3.2, **kwargs):

@@ -96,7 +96,7 @@ def test_chapter_follows_the_template(path):
     positions = []
     for section in TEMPLATE:
         found = [i for i, h in enumerate(headings) if h.startswith(section)]
-        assert found, f"{path.name}: no '## {section}' section (chapter template, DESIGN.md §3)"
+        assert found, f"{path.name}: no '## {section}' section (chapter template: CONTRIBUTING.md, 'Order of work', step 4)"
         positions.append(found[0])
     assert positions == sorted(positions), f"{path.name}: template sections out of order: {headings}"
     text = "\n".join(source(c) for c in nb["cells"] if c["cell_type"] == "markdown")

@@ -1,6 +1,6 @@
 """Chapter 5, "Monte Carlo dropout": mc_dropout, mc_predict, entropy scores and referral curves.
 
-The central promise (DESIGN.md §6): mc_dropout and mc_predict leave every parameter, buffer and
+The central promise (CONTRIBUTING.md, 'Library rules'): mc_dropout and mc_predict leave every parameter, buffer and
 module mode of a model exactly as they found it, also when an exception is raised inside.
 """
 
