@@ -134,6 +134,11 @@ REGISTRY: dict[str, Claim] = {
     # chapter 12
     "eq-gr-gcn": claim("12", D, "tests/test_graphs.py::test_normalized_adjacency_is_the_gcn_propagation_of_torch_geometric",
                        implements="normalized_adjacency"),
+    # chapter 13
+    "eq-cd-mask": claim("13", D, "tests/test_concrete.py::test_mask_is_above_one_half_with_probability_q",
+                        "tests/test_concrete.py::test_mask_cdf_is_the_derived_one", implements="concrete_mask"),
+    "eq-cd-reg": claim("13", D, "tests/test_concrete.py::test_regularization_is_the_stated_formula",
+                       "tests/test_derivations_concrete.py::test_regularizer_terms", implements="ConcreteDropout"),
 }
 
 # The labels as the chapters write them: "$$ ... $$ (eq-name)", "(eq-name)=", ":label: name", "\label{name}".
