@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 NOTEBOOKS := $(wildcard chapters/*.ipynb) $(wildcard exercises/[0-9]*.ipynb) course.ipynb
 
-.PHONY: install html pdf test test-lib test-notebooks test-site test-pdf browser execute student nbgrader lab bench clean
+.PHONY: install html pdf test test-code test-book test-lib test-notebooks test-site test-pdf browser execute student nbgrader lab bench clean
 
 # Notebooks run in the book's numerical environment (dropoutbook/environment.py): the Jupyter
 # kernel 'dropoutbook', installed into .venv below, carries its variables (kernel instruction sets
@@ -71,7 +71,21 @@ browser:
 	  $(SUDO) apt-get update -qq && \
 	  $(SUDO) apt-get install -y --no-install-recommends chromium chromium-driver; fi
 
-test: test-lib test-notebooks html test-site
+# `make test` runs every check. The machine has two cores and the checks are independent, so they
+# run as two streams at once (output kept together per stream): the library tests then the
+# notebooks under nbval, and the strict site build then the browser test. Each stream alone leaves a
+# core idle part of the time (the build is single-threaded, the last notebooks run on one worker);
+# together they keep both busy. The browser is installed first, alongside nothing else.
+test: $(STAMP) browser
+	$(MAKE) --no-print-directory -j2 --output-sync=recurse test-code test-book
+
+test-code: $(STAMP)
+	$(MAKE) --no-print-directory test-lib
+	$(MAKE) --no-print-directory test-notebooks
+
+test-book: $(STAMP) browser
+	$(MAKE) --no-print-directory html
+	$(MAKE) --no-print-directory test-site
 
 # Re-execute every notebook in place (after a library change), then refresh the student copies.
 execute: $(STAMP)
