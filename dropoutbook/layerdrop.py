@@ -22,11 +22,14 @@ def every_other_layer(n_layers: int, rate: float = 0.5) -> tuple[int, ...]:
     To prune a fraction ``rate`` :math:`= r` of the layers, the layers at depth
     :math:`d \equiv 0 \pmod{\lfloor 1/r \rfloor}` (depths counted from 1) are removed
     :cite:`fan2020reducing`: with :math:`r = 1/2` the 2nd, 4th, ... layers go, the 1st, 3rd, ...
-    stay. ``rate = 0`` keeps every layer. See chapter 14, section "LayerDrop".
+    stay. ``rate = 0`` keeps every layer. The fraction actually removed is about
+    :math:`1/\lfloor 1/r \rfloor`, not :math:`r` (``rate = 0.4`` removes every second layer, like
+    ``0.5``); a rate above 1/2 would remove every layer and is refused. See chapter 14, section
+    "LayerDrop".
 
     Args:
         n_layers: the number of layers :math:`L`, a positive int.
-        rate: the fraction to prune, in [0, 1).
+        rate: the fraction to prune, in [0, 1/2].
 
     Returns:
         The sorted indices of the kept layers.
@@ -37,6 +40,10 @@ def every_other_layer(n_layers: int, rate: float = 0.5) -> tuple[int, ...]:
     """
     n_layers = check_int(n_layers, "n_layers", minimum=1)
     rate = check_probability(rate, "rate", allow_one=False)
+    if rate > 0.5:
+        raise ValueError(f"rate must be in [0, 1/2] for the every-other rule, got {rate}: with rate > 1/2, "
+                         f"floor(1/rate) = 1 and the rule would remove every layer; choose the kept layers "
+                         f"with LayerDrop.prune")
     if rate == 0.0:
         return tuple(range(n_layers))
     period = int(1.0 / rate + 1e-9)  # floor(1/r), robust to 1/(1/3) = 2.9999...
@@ -71,7 +78,8 @@ class LayerDrop(nn.Module):
         generator: optional ``torch.Generator`` for the draws.
 
     Shape:
-        Input: any floating tensor the layers accept; output of the same shape.
+        Input: any floating tensor the layers accept; output of the same shape (a copy of the input,
+        not the input itself, when no layer is applied).
 
     Examples:
         >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
@@ -118,7 +126,7 @@ class LayerDrop(nn.Module):
                 raise ValueError(f"layers[{i}] must map its input to a tensor of the same shape {tuple(h.shape)} "
                                  f"(a residual block), got {got}")
             h = out
-        return h
+        return x.clone() if h is x else h  # no layer applied: a new tensor, never the caller's own
 
     def extra_repr(self) -> str:
         return f"p={self.p}, kept={self.kept}"

@@ -29,8 +29,9 @@ class LoRALinear(nn.Module):
     submodule ``lora_dropout``, so :func:`~dropoutbook.mc_dropout` and
     :class:`~dropoutbook.DropoutSchedule` find it). The frozen path :math:`W_0 x + b_0` sees the clean
     input; only the adapter path is dropped, as in the widespread PEFT implementation of LoRA
-    :cite:`hu2022lora`. :math:`A` is initialized as ``torch.nn.Linear`` initializes a weight and
-    :math:`B = 0`, so that the wrapped layer starts as the pretrained one. Since the mask is inverted,
+    :cite:`hu2022lora`. :math:`A` is initialized as ``torch.nn.Linear`` initializes a weight (as the widespread
+    implementation does; the paper draws :math:`A` from a Gaussian) and :math:`B = 0`, so that the
+    wrapped layer starts as the pretrained one. Since the mask is inverted,
     :math:`\mathbb E[y] = W_0 x + b_0 + \frac{\alpha}{r}BAx`; the variance it adds to output :math:`j` is
     :math:`\frac{p}{1-p}\left(\frac{\alpha}{r}\right)^2 \sum_k (BA)_{jk}^2 x_k^2` (chapter 14, section
     "Derivation").

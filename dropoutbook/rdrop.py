@@ -2,7 +2,8 @@ r"""Chapter 14, "Dropout in modern training": R-Drop, the disagreement of two dr
 
 R-Drop :cite:`liang2021rdrop` feeds each mini-batch twice through a network with dropout, so that
 two masks give two predictive distributions :math:`P_a` and :math:`P_b`, and adds to the
-cross-entropy of both passes the symmetric Kullback-Leibler divergence between them.
+negative log-likelihoods of both passes (summed, as in the paper) the symmetric Kullback-Leibler
+divergence between them.
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._validation import check_class_targets, check_logits_pair, check_real
+from ._validation import check_choice, check_class_targets, check_logits_pair, check_real
 
 __all__ = ["r_drop_loss", "symmetric_kl"]
+
+_NLL = ("sum", "mean")
 
 
 def symmetric_kl(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
@@ -47,39 +50,50 @@ def symmetric_kl(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor
 
 
 def r_drop_loss(logits_a: torch.Tensor, logits_b: torch.Tensor, target: torch.Tensor,
-                alpha: float = 1.0) -> torch.Tensor:
-    r"""R-Drop: the mean cross-entropy of two dropout passes plus ``alpha`` times their symmetric KL.
+                alpha: float = 1.0, *, nll: str = "sum") -> torch.Tensor:
+    r"""R-Drop: the negative log-likelihoods of two dropout passes plus ``alpha`` times their symmetric KL.
 
-    .. math:: L = \frac12\big(\mathrm{CE}(a, y) + \mathrm{CE}(b, y)\big) + \alpha\, D(a, b),
+    With the default ``nll="sum"`` this is Liang et al.'s loss :cite:`liang2021rdrop`,
 
-    where :math:`\mathrm{CE}` is the cross-entropy averaged over the batch and :math:`D` is
+    .. math:: L = \mathrm{CE}(a, y) + \mathrm{CE}(b, y) + \alpha\, D(a, b),
+
+    the *sum* of the two passes' negative log-likelihoods plus ``alpha`` times the *average* of the
+    two KL directions; with ``nll="mean"`` the two cross-entropies are averaged instead,
+
+    .. math:: L_{\text{mean}} = \tfrac12\big(\mathrm{CE}(a, y) + \mathrm{CE}(b, y)\big) + \alpha\, D(a, b).
+
+    :math:`\mathrm{CE}` is the cross-entropy averaged over the batch and :math:`D` is
     :func:`symmetric_kl`, :math:`\frac12(\mathrm{KL}(P_a\|P_b) + \mathrm{KL}(P_b\|P_a))` averaged over
     the batch. ``logits_a`` and ``logits_b`` are two forward passes of the *same* inputs with
     independent dropout masks.
 
-    Weighting: Liang et al. :cite:`liang2021rdrop` write the loss of one example as
-    :math:`-\log P_a(y) - \log P_b(y) + \alpha_{\text{paper}}\cdot\frac12(\mathrm{KL}(P_a\|P_b)
-    + \mathrm{KL}(P_b\|P_a))`, the *sum* of the two negative log-likelihoods. That is twice the
-    loss here with :math:`\alpha = \alpha_{\text{paper}}/2`: the same minimizer, with the
-    learning rate doubled. The mean of the two cross-entropies used here keeps the loss on the
-    scale of a single pass (and equals the plain cross-entropy at :math:`\alpha = 0` when the
-    passes agree). See chapter 14, "Dropout in modern training", section "R-Drop".
+    The two weightings are not interchangeable at the same ``alpha``: :math:`L_{\text{mean}}` with
+    weight :math:`\alpha` is half of the paper's loss with weight :math:`2\alpha`, so an
+    ``alpha`` taken from the paper reproduces the paper's loss only with ``nll="sum"`` (with
+    ``nll="mean"``, use ``alpha / 2``). See chapter 14, "Dropout in modern training", section
+    "R-Drop" and the erratum on its weighting.
 
     Args:
         logits_a, logits_b: floating tensors of shape ``(batch, n_classes)``, of one dtype.
         target: int64 class indices of shape ``(batch,)``, in ``[0, n_classes)``.
         alpha: the weight of the KL term, a finite real number >= 0.
+        nll: ``"sum"`` (the paper's weighting, default) or ``"mean"`` of the two cross-entropies.
 
     Returns:
         A 0-d tensor of the dtype of the logits, differentiable in both logits.
 
     Examples:
         >>> a = torch.tensor([[2.0, 0.0], [0.0, 1.0]]); y = torch.tensor([0, 1])
-        >>> torch.allclose(r_drop_loss(a, a, y, alpha=3.0), F.cross_entropy(a, y))
+        >>> torch.allclose(r_drop_loss(a, a, y, alpha=3.0), 2 * F.cross_entropy(a, y))
+        True
+        >>> torch.allclose(r_drop_loss(a, a, y, alpha=3.0, nll="mean"), F.cross_entropy(a, y))
         True
     """
     check_logits_pair(logits_a, logits_b)
     check_class_targets(target, *logits_a.shape)
     alpha = check_real(alpha, "alpha", minimum=0.0)
-    ce = 0.5 * (F.cross_entropy(logits_a, target) + F.cross_entropy(logits_b, target))
+    nll = check_choice(nll, "nll", _NLL)
+    ce = F.cross_entropy(logits_a, target) + F.cross_entropy(logits_b, target)
+    if nll == "mean":
+        ce = 0.5 * ce
     return ce + alpha * symmetric_kl(logits_a, logits_b)

@@ -41,10 +41,12 @@ def _library_rated_types() -> tuple[type, ...]:
 
 def _unsettable(module: nn.Module) -> str | None:
     """Why a module that drops something cannot be scheduled through a ``p`` attribute, or None."""
-    if isinstance(module, nn.MultiheadAttention) and module.dropout > 0:
-        return "applies its attention dropout functionally from its attribute 'dropout'"
-    if isinstance(module, nn.RNNBase) and module.dropout > 0:
-        return "applies dropout between its layers inside its fused kernel (attribute 'dropout')"
+    # refused whatever their current rate: at 0 they would silently stay at 0 while the schedule raises the rest
+    if isinstance(module, nn.MultiheadAttention):
+        return f"applies its attention dropout functionally from its attribute 'dropout' (now {module.dropout})"
+    if isinstance(module, nn.RNNBase) and module.num_layers > 1:
+        return (f"applies dropout between its layers inside its fused kernel (attribute 'dropout', now "
+                f"{module.dropout})")
     return None
 
 
@@ -77,8 +79,9 @@ class DropoutSchedule:
     ``dropout_types``); the schedule sets their attribute ``p`` and nothing else: no mode
     (``train``/``eval``), no parameter, buffer or other attribute is touched. A model that holds
     a rate the schedule cannot set is refused with an error rather than half scheduled:
-    ``torch.nn.MultiheadAttention`` or a ``torch.nn`` RNN with ``dropout > 0`` (their rate is not
-    a module's ``p``), and the library's modules with a rate of another kind
+    ``torch.nn.MultiheadAttention`` (also inside ``torch.nn.TransformerEncoderLayer``) or a
+    multi-layer ``torch.nn`` RNN, whatever their current ``dropout`` (their rate is not a module's
+    ``p``, and one left at 0 would stay at 0 while the schedule raises the others), and the library's modules with a rate of another kind
     (:class:`~dropoutbook.StochasticDepth`, :class:`~dropoutbook.DropBlock2d`,
     :class:`~dropoutbook.LayerDrop`, the recurrent ones of chapter 11) unless their class is
     listed in ``dropout_types`` (schedule it) or ``ignore_types`` (leave it alone).

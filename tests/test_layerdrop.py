@@ -105,3 +105,23 @@ def test_bad_layers_and_subsets_are_refused():
         stack().prune((6,))
     with pytest.raises(TypeError, match="^layers must be a sequence"):
         db.LayerDrop(nn.Linear(2, 2))
+
+
+def test_every_other_refuses_a_rate_that_would_remove_every_layer():
+    for rate in (0.51, 0.6, 0.9):
+        with pytest.raises(ValueError, match=r"^rate must be in \[0, 1/2\] for the every-other rule"):
+            db.every_other_layer(6, rate)
+    assert db.every_other_layer(6, 0.5) == (0, 2, 4) and db.every_other_layer(6, 0.4) == (0, 2, 4)
+
+
+def test_no_layer_applied_returns_a_copy_with_the_gradient_of_the_identity():
+    x = torch.randn(3, 4, requires_grad=True)
+    stack = db.LayerDrop([nn.Linear(4, 4) for _ in range(3)], p=1.0)
+    out = stack(x)
+    assert out is not x and torch.equal(out, x) and stack.last_applied == ()
+    out.sum().backward()
+    assert torch.equal(x.grad, torch.ones_like(x))
+    with torch.no_grad():
+        out2 = stack.prune(()).eval()(x)
+        out2.zero_()
+    assert not torch.equal(x, torch.zeros_like(x))  # the caller's tensor is not the output

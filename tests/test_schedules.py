@@ -113,3 +113,35 @@ def test_model_without_dropout_and_gaussian_dropout_at_one_are_refused():
         db.DropoutSchedule(nn.Sequential(nn.Dropout()), 0.1, kind="early", total_steps=2)
     with pytest.raises(ValueError, match="switch_step"):
         db.DropoutSchedule(nn.Sequential(nn.Dropout()), 0.1, kind="constant", total_steps=2, switch_step=1)
+
+
+@pytest.mark.parametrize("bad", [
+    nn.TransformerEncoderLayer(8, 2, 16, dropout=0.1),  # dropout inside a torch transformer layer
+    nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0),  # at 0 its attention dropout would silently stay 0
+    nn.Sequential(nn.Dropout(0.1), nn.MultiheadAttention(4, 2, dropout=0.0)),
+    nn.Sequential(nn.Dropout(0.1), nn.GRU(3, 3, num_layers=2)),
+])
+def test_attention_and_stacked_rnn_are_refused_whatever_their_rate(bad):
+    rates = [m.p for m in db.dropout_modules(bad)]
+    with pytest.raises(TypeError, match="cannot set its rate: pass its class in ignore_types"):
+        db.DropoutSchedule(bad, 0.3, kind="late", total_steps=4, switch_step=2)
+    assert [m.p for m in db.dropout_modules(bad)] == rates  # nothing was set before the error
+
+
+def test_transformer_layer_scheduled_when_attention_is_ignored_explicitly():
+    layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.1)
+    s = db.DropoutSchedule(layer, 0.3, kind="constant", total_steps=2, ignore_types=(nn.MultiheadAttention,))
+    assert len(s.modules) == 3 and all(m.p == 0.3 for m in s.modules) and layer.self_attn.dropout == 0.1
+    single = nn.Sequential(nn.Dropout(0.1), nn.LSTM(3, 3))  # one layer: no dropout of its own
+    assert db.DropoutSchedule(single, 0.2, kind="constant", total_steps=2).modules == (single[0],)
+
+
+def test_step_past_total_steps_is_an_error_and_changes_nothing():
+    m = nn.Sequential(nn.Dropout(0.5))
+    s = db.DropoutSchedule(m, 0.2, kind="late", total_steps=2, switch_step=1)
+    assert (s.step(), s.step()) == (0.2, 0.2)
+    with pytest.raises(ValueError, match="more than total_steps = 2"):
+        s.step()
+    assert s.step_count == 2 and m[0].p == 0.2
+    s.restore()
+    assert m[0].p == 0.5

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from .. import lora as _lora
 from .. import rdrop as _rdrop
 from ..schedules import DropoutSchedule
+from .._validation import check_choice
 from ._core import CheckFailed, _drawn_rates, _library_forbidden, _real_number, call_student, passed
 
 __all__ = ["check_schedule_rate", "check_r_drop_loss", "check_layerdrop_forward", "check_lora_forward"]
@@ -36,9 +37,11 @@ def check_schedule_rate(fn) -> None:
 
     Several peak rates and switch steps are drawn per call (never only one); every step from 0 to
     twice the switch step is compared with :class:`~dropoutbook.DropoutSchedule`. Recognized
-    mistakes: the switch step counted on the wrong side (``t <= s``), early and late swapped, the
-    keep rate ``1 - p`` returned, a linear ramp that goes below zero after ``s`` or decays over the
-    wrong length, and a result that is not a real number.
+    mistakes (diagnosed from the whole schedule, not one step): the switch step off by one (e.g.
+    ``t <= s``), early and late swapped (or ``kind`` ignored), the keep rate ``1 - p`` returned, a
+    hard-coded rate in place of ``p``, a rate that does not change with ``t``, a linear ramp that
+    goes below zero after ``s``, decays over the wrong length or is one step ahead, and a result
+    that is not a real number.
 
     Exercise of chapter 14, "Dropout in modern training".
     """
@@ -48,28 +51,56 @@ def check_schedule_rate(fn) -> None:
     for p, s in zip(ps, switches):
         total = 2 * s + 2
         for kind in ("early", "late", "linear"):
-            for t in range(total + 1):
-                got = _real_number(call_student(fn, t, p, kind, s, what="your rate_at"), "the rate")
-                want = _reference_rate(kind, t, p, s, total)
-                if math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12):
-                    continue
-                raise CheckFailed(_rate_hint(kind, t, p, s, got, want))
+            want = [_reference_rate(kind, t, p, s, total) for t in range(total + 1)]
+            got = [_real_number(call_student(fn, t, p, kind, s, what="your rate_at"), "the rate")
+                   for t in range(total + 1)]
+            if not all(math.isclose(u, v, rel_tol=1e-9, abs_tol=1e-12) for u, v in zip(got, want)):
+                raise CheckFailed(_rate_hint(kind, p, s, total, got, want))
         shown.append(f"p = {p}, s = {s}")
     passed("early, late and linear rates at every step for " + "; ".join(shown))
 
 
-def _rate_hint(kind: str, t: int, p: float, s: int, got: float, want: float) -> str:
-    where = f"{kind} schedule with p = {p}, s = {s}, step t = {t}: you return {got:.6g}, it should be {want:.6g}"
-    if kind in ("early", "late") and t == s and math.isclose(got, p - want, abs_tol=1e-12):
-        return (where + ". The switch step itself is on the wrong side: early dropout is on for t < s "
-                "(steps 0 to s - 1) and off from t = s on; late dropout is off for t < s and on from t = s")
-    if kind in ("early", "late") and math.isclose(got, p - want, abs_tol=1e-12):
-        return where + ". Early and late are swapped: early dropout is on at the START of training"
-    if math.isclose(got, 1 - want, abs_tol=1e-12) or (want == p and math.isclose(got, 1 - p, abs_tol=1e-12)):
+def _same(u, v) -> bool:
+    return all(math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) for a, b in zip(u, v))
+
+
+def _rate_hint(kind: str, p: float, s: int, total: int, got: list, want: list) -> str:
+    """Name the mistake from the student's whole schedule (every step), not from one step."""
+    t = next(i for i, (u, v) in enumerate(zip(got, want)) if not math.isclose(u, v, rel_tol=1e-9, abs_tol=1e-12))
+    where = (f"{kind} schedule with p = {p}, s = {s}, step t = {t}: you return {got[t]:.6g}, it should be "
+             f"{want[t]:.6g}")
+    steps = range(total + 1)
+    step_at = {"early": lambda c, q: [q if i < c else 0.0 for i in steps],
+               "late": lambda c, q: [0.0 if i < c else q for i in steps]}
+    if _same(got, [1 - v for v in want]):
         return where + ". That is the keep rate 1 - p; return the drop rate"
-    if kind == "linear" and t > s and got < 0:
-        return where + ". The linear ramp must stop at 0 after the switch step: use max(0, 1 - t/s)"
+    if kind in step_at:
+        other = "late" if kind == "early" else "early"
+        if _same(got, step_at[other](s, p)):
+            return where + (". Early and late are swapped (or kind is ignored): early dropout is on at the START "
+                            "of training, for t < s, late dropout from t = s on")
+    if all(math.isclose(v, got[0], abs_tol=1e-12) for v in got) and len(set(want)) > 1:
+        return where + f". Your rate is {got[0]:.6g} at every step: it must change with t (and s)"
+    if kind in step_at:
+        for c in range(1, total + 1):
+            if c != s and _same(got, step_at[kind](c, p)):
+                return where + (f". Your schedule switches at step {c} instead of s = {s}"
+                                + (": an off-by-one" if abs(c - s) == 1 else "") + ". Early dropout "
+                                "is on for t < s (steps 0 to s - 1) and off from t = s on; late dropout is off for t < s "
+                                "and on from t = s" + (" (the switch step itself is on the wrong side: t <= s)"
+                                                       if c == s + 1 else ""))
+    for q in sorted({0.05, 0.1, 0.2, 0.25, 0.3, 0.5} - {p}):
+        if _same(got, [_reference_rate(kind, i, q, s, total) for i in steps]):
+            return where + f". Your rates are those of p = {q}: use the argument p, do not hard-code a rate"
     if kind == "linear":
+        if any(v < 0 for v in got):
+            return where + ". The linear ramp must stop at 0 after the switch step: use max(0, 1 - t/s)"
+        for length in range(1, 3 * total):
+            if length != s and _same(got, [p * max(0.0, 1.0 - i / length) for i in steps]):
+                return where + (f". Your ramp reaches 0 at step {length}, not at the switch step s = {s}: "
+                                "p·max(0, 1 - t/s)")
+        if _same(got, [p * max(0.0, 1.0 - (i + 1) / s) for i in steps]):
+            return where + ". Your ramp is one step ahead (it starts below p at t = 0): p·max(0, 1 - t/s)"
         return where + ". The linear schedule decays from p at t = 0 to 0 at t = s: p·max(0, 1 - t/s)"
     return where
 
@@ -78,18 +109,21 @@ def _rate_hint(kind: str, t: int, p: float, s: int, got: float, want: float) -> 
 # exercise 2: the R-Drop loss
 
 
-def check_r_drop_loss(fn) -> None:
+def check_r_drop_loss(fn, *, nll: str = "sum") -> None:
     """Check ``fn(logits_a, logits_b, target, alpha)``, the R-Drop loss, written in plain torch.
 
-    Compared with :func:`~dropoutbook.r_drop_loss` (the library's is forbidden during the check) on
-    several batch sizes, numbers of classes and weights ``alpha``, in value and in the gradients with
-    respect to *both* logits. Recognized mistakes: one direction of KL only, the KL without its
-    factor 1/2, the two cross-entropies summed rather than averaged, the KL summed over the batch,
-    the KL computed on the logits or on the probabilities in place of their logarithms, one pass
-    detached (stop-gradient), and ``alpha`` ignored.
+    Compared with :func:`~dropoutbook.r_drop_loss` with the same ``nll`` (the library's is forbidden
+    during the check) on several batch sizes, numbers of classes and weights ``alpha``, in value and
+    in the gradients with respect to *both* logits. ``nll="sum"`` (default) asks for the paper's
+    loss, the sum of the two cross-entropies; an instructor who states the averaged variant passes
+    ``nll="mean"``. Recognized mistakes: one direction of KL only, the KL without its factor 1/2,
+    the two cross-entropies averaged where they are summed (or the reverse), the KL summed over the
+    batch, the KL computed on the logits or on the probabilities in place of their logarithms, one
+    pass detached (stop-gradient), ``alpha`` ignored, and one cross-entropy only.
 
     Exercise of chapter 14, "Dropout in modern training".
     """
+    nll = check_choice(nll, "nll", ("sum", "mean"))
     g = torch.Generator().manual_seed(141)
     alphas = _drawn_rates([(0.3, 1.0), (1.5, 4.0), (0.5, 2.0)], seed=142)
     cases = [(16, 3, alphas[0]), (5, 10, alphas[1]), (1, 2, alphas[2])]
@@ -98,20 +132,20 @@ def check_r_drop_loss(fn) -> None:
             a = torch.randn(n, k, generator=g, dtype=torch.float64) * 2
             b = a + torch.randn(n, k, generator=g, dtype=torch.float64)
             y = torch.randint(0, k, (n,), generator=g)
-            _check_one_r_drop(fn, a, b, y, alpha)
+            _check_one_r_drop(fn, a, b, y, alpha, nll)
     passed("R-Drop loss and its gradients for " + ", ".join(f"(batch {n}, {k} classes, alpha = {al})"
                                                             for n, k, al in cases))
 
 
-def _r_drop_parts(a, b, y):
+def _r_drop_parts(a, b, y, nll):
     la, lb = F.log_softmax(a, 1), F.log_softmax(b, 1)
     kl_ab = (la.exp() * (la - lb)).sum(1)
     kl_ba = (lb.exp() * (lb - la)).sum(1)
-    ce = 0.5 * (F.cross_entropy(a, y) + F.cross_entropy(b, y))
+    ce = (1.0 if nll == "sum" else 0.5) * (F.cross_entropy(a, y) + F.cross_entropy(b, y))
     return ce, kl_ab, kl_ba
 
 
-def _check_one_r_drop(fn, a, b, y, alpha):
+def _check_one_r_drop(fn, a, b, y, alpha, nll):
     a_s, b_s = a.clone().requires_grad_(True), b.clone().requires_grad_(True)
     a0, b0 = a_s.detach().clone(), b_s.detach().clone()
     out = call_student(fn, a_s, b_s, y, alpha, what="your r_drop_loss")
@@ -121,8 +155,10 @@ def _check_one_r_drop(fn, a, b, y, alpha):
     if not torch.equal(a_s.detach(), a0) or not torch.equal(b_s.detach(), b0):
         raise CheckFailed("your r_drop_loss changed the logits in place")
     value = out.detach().double().reshape(()).item()
-    ce, kl_ab, kl_ba = _r_drop_parts(a, b, y)
+    ce, kl_ab, kl_ba = _r_drop_parts(a, b, y, nll)
     sym = 0.5 * (kl_ab + kl_ba).mean()
+    other = 0.5 * ce if nll == "sum" else 2 * ce  # the two cross-entropies reduced the other way
+    ce_a, ce_b = F.cross_entropy(a, y), F.cross_entropy(b, y)
     truth = (ce + alpha * sym).item()
     where = f" (batch {a.shape[0]}, {a.shape[1]} classes, alpha = {alpha})"
     if not math.isclose(value, truth, rel_tol=1e-6, abs_tol=1e-9):
@@ -133,14 +169,22 @@ def _check_one_r_drop(fn, a, b, y, alpha):
                  ce + alpha * 0.5 * kl_ba.mean()],
             "the KL term lacks its factor 1/2: the symmetric KL is (KL(P_a||P_b) + KL(P_b||P_a)) / 2":
                 [ce + alpha * (kl_ab + kl_ba).mean()],
-            "you sum the two cross-entropies; the book's loss averages them, (CE_a + CE_b) / 2":
-                [2 * ce + alpha * sym, 2 * ce + 2 * alpha * sym],
+            ("you average the two cross-entropies; the paper's loss SUMS them, CE_a + CE_b (averaging them with "
+             "the same alpha doubles the weight of the KL term)" if nll == "sum" else
+             "you sum the two cross-entropies; this exercise averages them, (CE_a + CE_b) / 2"):
+                [other + alpha * sym, other + 0.5 * alpha * sym, other + 2 * alpha * sym],
+            "only one pass's cross-entropy is in your loss: R-Drop trains both passes, CE_a and CE_b":
+                [c + alpha * sym for c in (ce_a, ce_b, 2 * ce_a, 2 * ce_b)],
             "the KL is summed over the batch; average it over the examples, as the cross-entropy is":
                 [ce + alpha * 0.5 * (kl_ab + kl_ba).sum()],
             "the KL must compare the softmax distributions, through log_softmax, not the raw logits or probabilities":
                 [ce + alpha * 0.5 * ((a - b) ** 2).sum(1).mean(), ce + alpha * 0.5 * ((pa - pb) ** 2).sum(1).mean(),
                  ce + alpha * 0.5 * ((pb * (pb.log() - pa)).sum(1) + (pa * (pa.log() - pb)).sum(1)).mean()],
             "alpha is ignored: the KL term is multiplied by alpha": [ce + sym, ce],
+            "the KL is averaged over the classes too (kl_div with reduction='mean'): sum it over the classes and "
+            "average over the batch (reduction='batchmean')": [ce + alpha * sym / a.shape[1]],
+            "alpha multiplies the whole loss; it weights the KL term only: CE + alpha · KL":
+                [alpha * (ce + sym), alpha * ce + sym],
         }
         for hint, candidates in mistakes.items():
             if any(math.isclose(value, float(c), rel_tol=1e-6, abs_tol=1e-9) for c in candidates):
@@ -150,7 +194,7 @@ def _check_one_r_drop(fn, a, b, y, alpha):
         raise CheckFailed("your loss has no gradient: compute it from the logits with torch operations" + where)
     grads = torch.autograd.grad(out, (a_s, b_s), allow_unused=True)
     ra, rb = a.clone().requires_grad_(True), b.clone().requires_grad_(True)
-    ce_r, kab, kba = _r_drop_parts(ra, rb, y)
+    ce_r, kab, kba = _r_drop_parts(ra, rb, y, nll)
     want = torch.autograd.grad(ce_r + alpha * 0.5 * (kab + kba).mean(), (ra, rb))
     for name, got, w in zip(("logits_a", "logits_b"), grads, want):
         if got is None or not torch.allclose(got.double(), w, rtol=1e-5, atol=1e-8):
@@ -222,14 +266,24 @@ def _check_layerdrop(fn) -> list[str]:
             codes.append(int(row_codes[0]))
         codes_t = torch.tensor(codes)
         bits = torch.stack([(codes_t >> i) & 1 for i in range(n_layers)], 1).double()
+        if set(codes) == {2**n_layers - 1}:
+            raise CheckFailed(f"no layer was ever skipped in training with p = {p}: skip each layer with probability p "
+                              "when training is True")
         if len(set(codes)) == 1:
             raise CheckFailed("every call applied the same layers: draw new random numbers on every call")
+        if all(c & (c - 1) == 0 for c in codes):
+            raise CheckFailed("no pass went through more than one layer: each layer must be applied to the output of "
+                              "the previous one (h = layer(h)), not to the input x")
         kept = bits.mean().item()
         se = math.sqrt((1 - p) * p / bits.numel())
         if abs(kept - (1 - p)) > _Z * se:
             if abs(kept - p) <= _Z * se:
                 raise CheckFailed(f"{kept:.1%} of the layers are applied with p = {p}: you skip a layer with the keep "
                                   "probability 1 - p; p is the probability of SKIPPING a layer")
+            for q in (0.1, 0.2, 0.25, 0.3, 0.5):
+                if abs(kept - (1 - q)) <= _Z * se:
+                    raise CheckFailed(f"{kept:.1%} of the layers are applied with p = {p}, as if the rate were {q}: use "
+                                      "the argument p, do not hard-code a rate")
             raise CheckFailed(f"{kept:.1%} of the layers are applied; with p = {p} it should be {1 - p:.1%}")
         all_or_none = ((bits.sum(1) == 0) | (bits.sum(1) == n_layers)).double().mean().item()
         if all_or_none > 0.99:
@@ -288,6 +342,9 @@ def _check_one_lora(fn, d_in, d_out, r, p, g):
     M = scaling * B @ A
     where = f" (d_in = {d_in}, rank {r}, p = {p})"
     out = call_student(fn, x, W, bias, A, torch.zeros_like(B), scaling, p, True, what=what)
+    for t, t0 in zip((x, W, bias, A), inputs):
+        if not torch.equal(t, t0):
+            raise CheckFailed(f"{what} changed one of its inputs in place (x, the weights or A); return a new tensor" + where)
     if type(out) is not torch.Tensor or out.shape != base.shape:
         raise CheckFailed(f"{what} should return a tensor of shape {tuple(base.shape)}" + where)
     if not torch.allclose(out.double(), base, rtol=1e-10, atol=1e-12):
@@ -298,6 +355,12 @@ def _check_one_lora(fn, d_in, d_out, r, p, g):
     if type(evaluated) is not torch.Tensor or not torch.allclose(evaluated.double(), want, rtol=1e-9, atol=1e-10):
         if isinstance(evaluated, torch.Tensor) and torch.allclose(evaluated.double(), base + x @ (B @ A).T, rtol=1e-9):
             raise CheckFailed("the adapter's output is not multiplied by scaling (alpha / r)" + where)
+        if isinstance(evaluated, torch.Tensor) and evaluated.shape == base.shape:
+            adapter, unit = evaluated.double() - base, x @ (B @ A).T
+            factor = float((adapter * unit).sum() / (unit * unit).sum())
+            if torch.allclose(adapter, factor * unit, rtol=1e-8, atol=1e-10):
+                raise CheckFailed(f"the adapter's output is multiplied by {factor:.6g}; it should be multiplied by "
+                                  f"scaling = {scaling} once (x W^T + b + scaling · x A^T B^T)" + where)
         raise CheckFailed("with training=False the output should be x W^T + b + scaling · x A^T B^T, no dropout" + where)
     n = 20_000
     xs = x.expand(n, d_in).contiguous()
@@ -308,7 +371,10 @@ def _check_one_lora(fn, d_in, d_out, r, p, g):
         if not torch.equal(t, t0):
             raise CheckFailed(f"{what} changed one of its inputs in place" + where)
     y = samples.detach().double()[:, 0]
-    if float(y.std()) == 0:
+    if float(y.std()) <= 1e-10 * (1.0 + float(y.abs().max())):  # constant up to rounding of the matmul
+        if not math.isclose(y[0].item(), want[0, 0].item(), rel_tol=1e-9, abs_tol=1e-10):
+            raise CheckFailed("every row of the batch got the same mask: draw an independent mask for each example "
+                              "(a mask of the shape of x), not one for the whole batch" + where)
         raise CheckFailed("in training the output never changes: apply dropout to the adapter's input" + where)
     mean, var = y.mean().item(), y.var().item()
     se_mean = math.sqrt(var / n)
@@ -331,6 +397,9 @@ def _check_one_lora(fn, d_in, d_out, r, p, g):
                                   "dropped): draw each feature of x independently" + where)
             raise CheckFailed("dropout acts on the adapter's OUTPUT (one draw per output unit); it should act on its "
                               "input x, one draw per input feature" + where)
+        if abs(var - (1 - p) / p * float(((m0 * x0) ** 2).sum())) <= _Z * se_var:
+            raise CheckFailed(f"the variance is (1-p)/p·sum_k M_jk^2 x_k^2: you keep each input with probability p = {p} "
+                              "(and divide by p); p is the DROP rate, keep with probability 1 - p" + where)
         if abs(var - p / (1 - p) * float(((scaling * B[0] * (A @ x0)) ** 2).sum())) <= _Z * se_var:
             raise CheckFailed("dropout acts on the rank-r code A x; it should act on the input x, before A" + where)
         raise CheckFailed(f"the variance of the output is {var:.4f}, it should be p/(1-p)·sum_k M_jk^2 x_k^2 = "
