@@ -204,6 +204,14 @@ def check_float_tensor(x, name: str = "x") -> torch.Tensor:
     return x
 
 
+def check_no_nan(x: torch.Tensor, name: str = "x") -> torch.Tensor:
+    """Check that the floating tensor ``x`` holds no NaN and return it unchanged."""
+    count = int(torch.isnan(x).sum())
+    if count:
+        raise ValueError(f"{name} must not contain NaN, got {count} NaN entr{'y' if count == 1 else 'ies'}")
+    return x
+
+
 def check_same_dtype(reference_name: str, reference: torch.Tensor, **others: torch.Tensor | None) -> None:
     """Check that every tensor of ``others`` (``None`` skipped) has the dtype and device of ``reference``."""
     for name, t in others.items():

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from ._validation import (check_choice, check_float_dtype, check_float_tensor, check_generator, check_int,
-                          check_module, check_probability, check_real, check_same_dtype)
+                          check_module, check_no_nan, check_probability, check_real, check_same_dtype)
 from .masks import InvertedDropout, StandardDropout
 
 __all__ = [
@@ -230,6 +230,8 @@ def jensen_gap(f, w: torch.Tensor, x: torch.Tensor, p: float, *, method: str = "
     if w.dim() not in (1, 2) or w.shape[-1] != x.numel():
         raise ValueError(f"w must have shape (N,) or (K, N) with N = {x.numel()} (the length of x), got {tuple(w.shape)}")
     check_same_dtype("w", w, x=x)
+    check_no_nan(w, "w")
+    check_no_nan(x, "x")
     p = check_probability(p, "p", allow_one=False)
     method = check_choice(method, "method", ("exact", "mc", "delta", "gaussian"))
     scaling = check_choice(scaling, "scaling", ("inverted", "standard"))
@@ -245,9 +247,7 @@ def jensen_gap(f, w: torch.Tensor, x: torch.Tensor, p: float, *, method: str = "
         b = torch.zeros(weights.shape[0], dtype=w.dtype, device=w.device)
     else:
         if isinstance(bias, torch.Tensor):
-            check_float_tensor(bias, "bias")
-            if bool(torch.isnan(bias).any()):
-                raise ValueError("bias must not contain NaN")
+            check_no_nan(check_float_tensor(bias, "bias"), "bias")
         else:
             bias = check_real(bias, "bias")
         b = torch.as_tensor(bias, dtype=w.dtype, device=w.device)
