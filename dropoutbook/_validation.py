@@ -204,11 +204,12 @@ def check_float_tensor(x, name: str = "x") -> torch.Tensor:
     return x
 
 
-def check_no_nan(x: torch.Tensor, name: str = "x") -> torch.Tensor:
-    """Check that the floating tensor ``x`` holds no NaN and return it unchanged."""
-    count = int(torch.isnan(x).sum())
-    if count:
-        raise ValueError(f"{name} must not contain NaN, got {count} NaN entr{'y' if count == 1 else 'ies'}")
+def check_finite_tensor(x: torch.Tensor, name: str = "x") -> torch.Tensor:
+    """Check that the floating tensor ``x`` holds only finite numbers (no NaN, no infinity); return it unchanged."""
+    nan, inf = int(torch.isnan(x).sum()), int(torch.isinf(x).sum())
+    if nan or inf:
+        found = ", ".join(f"{n} {kind} entr{'y' if n == 1 else 'ies'}" for n, kind in ((nan, "NaN"), (inf, "infinite")) if n)
+        raise ValueError(f"{name} must hold finite numbers (no NaN or infinity), got {found}")
     return x
 
 

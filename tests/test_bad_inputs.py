@@ -226,7 +226,7 @@ MATRIX: dict[str, Entry] = {
                                                 scaling="inverted", n_samples=100, generator=gen()),
                     dict(f=["softplus", None, 3, lambda z: z.sum(), lambda z: "y"],
                          w=FLOAT_TENSOR + [torch.ones(4, dtype=F64), torch.ones(3),
-                                           torch.tensor([1.0, NAN, 1.0], dtype=F64)],
+                                           torch.tensor([1.0, NAN, 1.0], dtype=F64), torch.tensor([INF, 1.0, 1.0], dtype=F64)],
                          x=FLOAT_TENSOR + [torch.ones(0, dtype=F64), torch.ones(3, 1, dtype=F64), torch.ones(3),
                                            torch.tensor([NAN, 1.0, 1.0], dtype=F64)],
                          p=PROB_OPEN, method=CHOICE, bias=["x", "0.5", True, NAN, 1j,
@@ -1025,10 +1025,12 @@ def test_one_positive_integer_check_in_the_whole_library():
 
 
 @pytest.mark.parametrize("method", ["exact", "mc", "delta", "gaussian"])
-def test_jensen_gap_refuses_nan_in_w_and_x_with_every_method(method):
+def test_jensen_gap_refuses_nan_and_infinity_in_w_and_x_with_every_method(method):
     # before, method="gaussian" failed inside torch.distributions.Normal with a message about its support
     good = torch.ones(3, dtype=F64)
-    bad = torch.tensor([1.0, NAN, 1.0], dtype=F64)
-    for kwargs, name in ((dict(w=bad, x=good), "w"), (dict(w=good, x=bad), "x")):
-        with pytest.raises(ValueError, match=rf"^{name} must not contain NaN, got 1 NaN entry$"):
-            db.jensen_gap("relu", p=0.3, method=method, n_samples=10, **kwargs)
+    for value, kind in ((NAN, "NaN"), (INF, "infinite")):
+        bad = torch.tensor([1.0, value, 1.0], dtype=F64)
+        for kwargs, name in ((dict(w=bad, x=good), "w"), (dict(w=good, x=bad), "x")):
+            with pytest.raises(ValueError, match=rf"^{name} must hold finite numbers \(no NaN or infinity\), "
+                                                 rf"got 1 {kind} entry$"):
+                db.jensen_gap("relu", p=0.3, method=method, n_samples=10, **kwargs)
