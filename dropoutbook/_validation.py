@@ -77,6 +77,20 @@ def check_probability(value, name: str = "p", *, allow_one: bool = True, allow_z
     return value
 
 
+def check_alpha_dropout_rate(value, name: str = "p") -> float:
+    """AlphaDropout's drop probability, in ``[0, 1)``; ``p = 1`` is refused with the reason.
+
+    At ``p = 1`` every unit takes the same value, so no affine map gives variance 1;
+    ``torch.nn.functional.alpha_dropout`` returns zeros there (mean 0, variance 0) instead of refusing.
+    """
+    value = check_probability(value, name)
+    if value == 1.0:
+        raise ValueError(f"{name} must be in [0, 1) for AlphaDropout, got 1.0: at {name} = 1 every unit is dropped "
+                         "to the same value, so no affine correction restores variance 1 "
+                         "(torch.nn.functional.alpha_dropout returns zeros there, with variance 0)")
+    return value
+
+
 def _int_range(minimum: int | None, maximum: int | None, odd: bool) -> str:
     kind = "an odd int" if odd else "an int"
     if minimum is not None and maximum is not None:
@@ -189,6 +203,15 @@ def check_float_tensor(x, name: str = "x") -> torch.Tensor:
         raise TypeError(
             f"{name} must have {_FLOATING}, got {x.dtype}; convert it first, e.g. {name}.float()"
         )
+    return x
+
+
+def check_finite_tensor(x: torch.Tensor, name: str = "x") -> torch.Tensor:
+    """Check that the floating tensor ``x`` holds only finite numbers (no NaN, no infinity); return it unchanged."""
+    nan, inf = int(torch.isnan(x).sum()), int(torch.isinf(x).sum())
+    if nan or inf:
+        found = ", ".join(f"{n} {kind} entr{'y' if n == 1 else 'ies'}" for n, kind in ((nan, "NaN"), (inf, "infinite")) if n)
+        raise ValueError(f"{name} must hold finite numbers (no NaN or infinity), got {found}")
     return x
 
 

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from ._validation import (check_choice, check_float_dtype, check_float_tensor, check_generator, check_int,
-                          check_module, check_probability, check_real, check_same_dtype)
+                          check_module, check_finite_tensor, check_probability, check_real, check_same_dtype)
 from .masks import InvertedDropout, StandardDropout
 
 __all__ = [
@@ -199,13 +199,15 @@ def jensen_gap(f, w: torch.Tensor, x: torch.Tensor, p: float, *, method: str = "
             ``"relu"``, ``"tanh"``, ``"sigmoid"``, ``"square"``. ``"delta"`` differentiates it
             twice with autograd.
         w: weights, shape ``(N,)`` for one output unit or ``(K, N)`` for ``K`` units; floating.
-        x: the input that is dropped, shape ``(N,)``, same dtype and device as ``w``.
+        x: the input that is dropped, shape ``(N,)``, same dtype and device as ``w``; ``w`` and ``x`` must be
+            finite (NaN or infinity raises ``ValueError``).
         p: drop probability in ``[0, 1)``.
         method: ``"exact"`` (sum over all :math:`2^N` masks, :math:`N \le 20`), ``"mc"``
             (``n_samples`` random masks, with a standard error), ``"delta"`` (second order) or
             ``"gaussian"`` (moment matching: :math:`z` replaced by :math:`\mathcal N(\mu, \operatorname{Var}[z])`;
-            for ReLU the closed form :math:`\mu\Phi(\mu/\sigma) + \sigma\varphi(\mu/\sigma)`, for
-            other :math:`f` Gauss–Hermite quadrature with 64 nodes).
+            for ReLU (``"relu"``, ``torch.relu``, ``torch.nn.functional.relu`` or a ``torch.nn.ReLU``) the
+            closed form :math:`\mu\Phi(\mu/\sigma) + \sigma\varphi(\mu/\sigma)`, for other :math:`f`
+            Gauss–Hermite quadrature with 64 nodes).
         bias: optional bias :math:`b`, a number or a tensor of shape ``(K,)``; never dropped.
         scaling: ``"inverted"`` (default) or ``"standard"``.
         n_samples: number of masks for ``"mc"``, an int >= 2.
@@ -230,6 +232,8 @@ def jensen_gap(f, w: torch.Tensor, x: torch.Tensor, p: float, *, method: str = "
     if w.dim() not in (1, 2) or w.shape[-1] != x.numel():
         raise ValueError(f"w must have shape (N,) or (K, N) with N = {x.numel()} (the length of x), got {tuple(w.shape)}")
     check_same_dtype("w", w, x=x)
+    check_finite_tensor(w, "w")
+    check_finite_tensor(x, "x")
     p = check_probability(p, "p", allow_one=False)
     method = check_choice(method, "method", ("exact", "mc", "delta", "gaussian"))
     scaling = check_choice(scaling, "scaling", ("inverted", "standard"))
@@ -245,9 +249,7 @@ def jensen_gap(f, w: torch.Tensor, x: torch.Tensor, p: float, *, method: str = "
         b = torch.zeros(weights.shape[0], dtype=w.dtype, device=w.device)
     else:
         if isinstance(bias, torch.Tensor):
-            check_float_tensor(bias, "bias")
-            if bool(torch.isnan(bias).any()):
-                raise ValueError("bias must not contain NaN")
+            check_finite_tensor(check_float_tensor(bias, "bias"), "bias")
         else:
             bias = check_real(bias, "bias")
         b = torch.as_tensor(bias, dtype=w.dtype, device=w.device)
@@ -307,10 +309,10 @@ def _gaussian_mean(f, mu: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
     For a zero variance the normal variable is the constant :math:`\mu` and the mean is :math:`f(\mu)`.
     """
     sigma = var.sqrt()
-    if f is torch.relu or f is torch.nn.functional.relu:
+    if f is torch.relu or f is torch.nn.functional.relu or type(f) is torch.nn.ReLU:
         safe = torch.where(sigma > 0, sigma, torch.ones_like(sigma))
         u = mu / safe
-        normal = torch.distributions.Normal(torch.zeros_like(u), torch.ones_like(u))
+        normal = torch.distributions.Normal(torch.zeros_like(u), torch.ones_like(u), validate_args=False)
         closed = mu * normal.cdf(u) + sigma * normal.log_prob(u).exp()
         return torch.where(sigma > 0, closed, torch.relu(mu))
     nodes, weights = np.polynomial.hermite.hermgauss(_HERMITE_NODES)  # for the weight exp(-t^2)

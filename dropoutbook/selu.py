@@ -15,7 +15,7 @@ import math
 import torch
 from torch import nn
 
-from ._validation import check_bool, check_float_tensor, check_generator, check_probability
+from ._validation import check_alpha_dropout_rate, check_bool, check_float_tensor, check_generator
 from .masks import _keep_mask
 
 __all__ = ["alpha_dropout_affine", "alpha_dropout", "AlphaDropout"]  # the constants: dropoutbook.selu.SELU_*
@@ -40,7 +40,9 @@ def alpha_dropout_affine(p: float) -> tuple[float, float]:
     :cite:`klambauer2017self`.
 
     Args:
-        p: drop probability in :math:`[0, 1)` (at :math:`p = 1` no affine map gives variance 1).
+        p: drop probability in :math:`[0, 1)`. At :math:`p = 1` every unit takes the same value and no
+            affine map gives variance 1, so ``p = 1`` raises ``ValueError``
+            (``torch.nn.functional.alpha_dropout`` returns zeros there instead).
 
     Returns:
         ``(a, b)`` as floats; ``(1.0, 0.0)`` at ``p = 0``.
@@ -50,7 +52,7 @@ def alpha_dropout_affine(p: float) -> tuple[float, float]:
         >>> round(a, 4), round(b, 4)
         (0.9213, 0.162)
     """
-    q = 1.0 - check_probability(p, allow_one=False)
+    q = 1.0 - check_alpha_dropout_rate(p)
     a = 1.0 / math.sqrt(q + SELU_SATURATION**2 * q * (1.0 - q))
     return a, -a * (1.0 - q) * SELU_SATURATION
 
@@ -70,7 +72,8 @@ def alpha_dropout(x: torch.Tensor, p: float, *, training: bool = True,
 
     Args:
         x: floating-point tensor of any shape; it is never modified. Each entry gets its own mask.
-        p: drop probability in :math:`[0, 1)`.
+        p: drop probability in :math:`[0, 1)`; ``p = 1`` raises ``ValueError``, where
+            ``torch.nn.functional.alpha_dropout`` returns zeros (variance 0, not 1).
         training: a bool: apply AlphaDropout if ``True``, the identity otherwise.
         generator: optional ``torch.Generator`` for a reproducible mask.
 
@@ -84,7 +87,7 @@ def alpha_dropout(x: torch.Tensor, p: float, *, training: bool = True,
         [-1.2362, 0.309]
     """
     check_float_tensor(x)
-    p = check_probability(p, allow_one=False)
+    p = check_alpha_dropout_rate(p)
     training = check_bool(training, "training")
     check_generator(generator)
     if not training or p == 0.0:
@@ -99,7 +102,8 @@ class AlphaDropout(nn.Module):
     r"""Module form of :func:`alpha_dropout`; behaves like ``torch.nn.AlphaDropout`` (chapter 6, "AlphaDropout").
 
     Args:
-        p: drop probability in :math:`[0, 1)`. Default: 0.5.
+        p: drop probability in :math:`[0, 1)`. Default: 0.5. Unlike ``torch.nn.AlphaDropout``, which
+            outputs zeros at ``p = 1``, ``p = 1`` raises ``ValueError`` (no affine map gives variance 1).
         generator: optional ``torch.Generator`` used for every mask this module samples.
 
     Shape:
@@ -113,7 +117,7 @@ class AlphaDropout(nn.Module):
 
     def __init__(self, p: float = 0.5, *, generator: torch.Generator | None = None) -> None:
         super().__init__()
-        self.p = check_probability(p, allow_one=False)
+        self.p = check_alpha_dropout_rate(p)
         self.generator = check_generator(generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

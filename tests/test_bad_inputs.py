@@ -225,8 +225,10 @@ MATRIX: dict[str, Entry] = {
     "jensen_gap": E(db.jensen_gap, lambda: dict(f="tanh", w=weights3(), x=weights3(), p=0.3, method="mc", bias=0.5,
                                                 scaling="inverted", n_samples=100, generator=gen()),
                     dict(f=["softplus", None, 3, lambda z: z.sum(), lambda z: "y"],
-                         w=FLOAT_TENSOR + [torch.ones(4, dtype=F64), torch.ones(3)],
-                         x=FLOAT_TENSOR + [torch.ones(0, dtype=F64), torch.ones(3, 1, dtype=F64), torch.ones(3)],
+                         w=FLOAT_TENSOR + [torch.ones(4, dtype=F64), torch.ones(3),
+                                           torch.tensor([1.0, NAN, 1.0], dtype=F64), torch.tensor([INF, 1.0, 1.0], dtype=F64)],
+                         x=FLOAT_TENSOR + [torch.ones(0, dtype=F64), torch.ones(3, 1, dtype=F64), torch.ones(3),
+                                           torch.tensor([NAN, 1.0, 1.0], dtype=F64)],
                          p=PROB_OPEN, method=CHOICE, bias=["x", "0.5", True, NAN, 1j,
                                                            torch.ones(2, dtype=F64), torch.ones(1, 2, dtype=F64),
                                                            torch.ones(1, dtype=torch.int64)],
@@ -1062,3 +1064,15 @@ def test_one_positive_integer_check_in_the_whole_library():
                 if re.search(r"\bint\b|Integral|numbers\.Real|\bbool\b", kinds):
                     offenders.append(f"{path.relative_to(root)}:{node.lineno}: {ast.unparse(node)}")
     assert not offenders, "argument checks outside _validation.py:\n" + "\n".join(offenders)
+
+
+@pytest.mark.parametrize("method", ["exact", "mc", "delta", "gaussian"])
+def test_jensen_gap_refuses_nan_and_infinity_in_w_and_x_with_every_method(method):
+    # before, method="gaussian" failed inside torch.distributions.Normal with a message about its support
+    good = torch.ones(3, dtype=F64)
+    for value, kind in ((NAN, "NaN"), (INF, "infinite")):
+        bad = torch.tensor([1.0, value, 1.0], dtype=F64)
+        for kwargs, name in ((dict(w=bad, x=good), "w"), (dict(w=good, x=bad), "x")):
+            with pytest.raises(ValueError, match=rf"^{name} must hold finite numbers \(no NaN or infinity\), "
+                                                 rf"got 1 {kind} entry$"):
+                db.jensen_gap("relu", p=0.3, method=method, n_samples=10, **kwargs)

@@ -523,3 +523,36 @@ def test_alpha_dropped_units_left_at_saturation_fail():
         keep = (torch.rand(x.shape, dtype=x.dtype) >= p).to(x.dtype)
         return keep * (a * x - a * (1 - q) * SAT) + (1 - keep) * SAT
     assert_fails(check_alpha_dropout, fn, "applies to the dropped units too")
+
+
+def alpha_masked(*, mask_shape=None, hard_p=None, dropped=SAT, a_of=None, b_of=None):
+    """AlphaDropout with one deliberate mistake: a mask of another shape (broadcast), a, b of a fixed rate, ..."""
+    def fn(x, p):
+        q = 1 - (p if hard_p is None else hard_p)
+        a = a_of(q) if a_of else (q + SAT**2 * q * (1 - q)) ** -0.5
+        b = b_of(q, a) if b_of else -a * (1 - q) * SAT
+        shape = mask_shape(x) if mask_shape else x.shape
+        keep = (torch.rand(shape, dtype=x.dtype) >= p).to(x.dtype)
+        return a * (keep * x + (1 - keep) * dropped) + b
+    return fn
+
+
+@pytest.mark.parametrize("fn, hint", [
+    (alpha_masked(a_of=lambda q: 1 / (q + SAT**2 * q * (1 - q))), "the square root is missing"),
+    (alpha_masked(a_of=lambda q: q**-0.5), "inverted dropout's correction"),
+    (alpha_masked(a_of=lambda q: (1 + SAT**2 * q * (1 - q)) ** -0.5), "uses Var[m·x] = 1"),
+    (alpha_masked(b_of=lambda q, a: a * (1 - q) * SAT), "b has the wrong sign"),
+    (alpha_masked(b_of=lambda q, a: -(1 - q) * SAT), "lacks the factor a"),
+    (alpha_masked(b_of=lambda q, a: a * (1 - q) * SAT, dropped=-SAT), "α' has the wrong sign"),
+    (alpha_masked(dropped=-SAT), "set to +λα"),
+    (alpha_masked(mask_shape=lambda x: x.shape[:1] + (1,) * (x.dim() - 1)), "along dimension 1"),
+    (alpha_masked(mask_shape=lambda x: x.shape[:2] + (1,) * (x.dim() - 2) if x.dim() > 2 else x.shape),
+     "one mask entry for all"),
+    (alpha_masked(hard_p=0.1), "AlphaDropout's for p = 0.1"),
+    (lambda x, p: F.feature_alpha_dropout(x, p, training=True), "torch.nn.functional.feature_alpha_dropout"),
+    (lambda x, p: torch._VF.alpha_dropout(x, p, True), "torch._VF.alpha_dropout"),
+    (lambda x, p: nn.AlphaDropout(p)(x), "torch.nn.functional.alpha_dropout"),
+], ids=["a-no-sqrt", "a-inverted-dropout", "var-of-mx-one", "b-sign", "b-without-a", "saturation-sign",
+        "dropped-sign", "mask-per-row", "mask-per-channel", "hard-coded-p", "feature-alpha", "torch-VF", "nn-module"])
+def test_alpha_more_wrong_answers_fail_with_their_hint(fn, hint):
+    assert_fails(check_alpha_dropout, fn, hint)

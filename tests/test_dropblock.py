@@ -397,3 +397,15 @@ def test_neighbour_fill_errors():
         db.neighbour_fill(torch.ones(3, 3), torch.full((3, 3), 0.5))
     with pytest.raises(TypeError, match="keep must be a torch.Tensor"):
         db.neighbour_fill(torch.ones(3, 3), [[1]])
+
+
+def test_position_normalization_on_a_map_smaller_than_the_block():
+    # a 3 x 10 map with b = 7: the block is clipped to 3 x 7, axis by axis, in the mask and in kappa alike
+    p, b, n = 0.2, 7, 40000
+    kappa = db.position_keep_probability(p, 3, 10, b)
+    assert torch.equal(kappa[0], kappa[2]) and kappa[0, 0] > kappa[0, 4]  # the rows are alike, the columns are not
+    out = db.drop_block2d(torch.full((n, 1, 3, 10), 2.0, dtype=torch.float64), p, b, normalize="position",
+                          generator=gen(23))
+    for j in range(10):
+        est = db.estimate_mean(out[:, 0, 1, j])
+        check_agrees_and_rejects(est, 2.0, {"divided by 1 - p": 2.0 * kappa[1, j].item() / (1 - p)})

@@ -10,7 +10,8 @@
   forward reaches and leaves the other layers alone;
 * AlphaDropout draws from the distribution of ``torch.nn.functional.alpha_dropout``: the same two
   output values per entry (a kept ``a*x + b`` and one dropped constant), the same drop rate and
-  the same moments (not the same random stream);
+  the same moments (not the same random stream); at p = 1 it refuses with the reason, where torch
+  returns zeros (variance 0, the one rate at which AlphaDropout's promise cannot hold);
 * the chapter-9 transformer applies dropout through modules, as ``torch.nn.TransformerEncoderLayer``
   does, so that Monte Carlo dropout runs on it.
 """
@@ -342,3 +343,13 @@ def test_alpha_dropout_has_the_distribution_of_torchs(p):
         e1, e2 = stat(ours), stat(theirs)
         assert abs(e1.value - e2.value) < 5 * (e1.stderr**2 + e2.stderr**2) ** 0.5, (stat.__name__, e1, e2)
     assert not torch.equal(ours, theirs)  # a different random stream, as documented
+
+
+def test_alpha_dropout_refuses_p_one_where_torch_returns_zeros():
+    x = torch.randn(1000, dtype=F64)
+    theirs = F.alpha_dropout(x, 1.0, training=True)
+    assert bool((theirs == 0).all()) and theirs.var().item() == 0.0  # torch: zeros, variance 0 instead of 1
+    for call in (lambda: db.alpha_dropout(x, 1.0), lambda: db.AlphaDropout(1.0), lambda: db.alpha_dropout_affine(1.0)):
+        with pytest.raises(ValueError, match=r"p must be in \[0, 1\) for AlphaDropout, got 1.0: .*no affine "
+                                             r"correction restores variance 1.*alpha_dropout returns zeros"):
+            call()

@@ -502,6 +502,22 @@ def _alpha_mistakes(p: float) -> list[tuple[tuple[float, float, float], str]]:
                                                              "saturation; you used −α (the λ is missing)"),
         ((a, b, sat), "the affine map applies to the dropped units too: they become a·α' + b, not α'"),
         ((a, b, b), "a dropped unit is set to α' = −λα before the affine map; yours was set to 0 (it came out as b)"),
+        ((a * a, -a * a * (1 - q) * sat, a * a * q * sat),
+         "your a is 1/Var[x̃], not 1/sqrt(Var[x̃]): scaling by a multiplies the variance by a², so "
+         "a = (q + α'²q(1−q))^(-1/2) (the square root is missing)"),
+        ((q ** -0.5, -(q ** -0.5) * (1 - q) * sat, q ** 0.5 * sat),
+         "your a = 1/sqrt(q) is inverted dropout's correction; the dropped units also add variance: "
+         "Var[x̃] = q + α'²q(1−q), so a = (q + α'²q(1−q))^(-1/2)"),
+        (((1 + sat**2 * q * (1 - q)) ** -0.5, -((1 + sat**2 * q * (1 - q)) ** -0.5) * (1 - q) * sat,
+          (1 + sat**2 * q * (1 - q)) ** -0.5 * q * sat),
+         "your Var[x̃] uses Var[m·x] = 1; for a standard-normal x, E[(m x)²] = q, so Var[x̃] = q + α'²q(1−q)"),
+        ((a, -b, a * sat - b), "your b has the wrong sign: E[a·x̃ + b] = a(1−q)α' + b = 0 gives b = −a(1−q)α' "
+                               "(positive, since α' < 0)"),
+        ((a, -(1 - q) * sat, a * sat - (1 - q) * sat),
+         "your b = −(1−q)α' lacks the factor a: the mean a(1−q)α' of a·x̃ is cancelled by b = −a(1−q)α'"),
+        ((a, -b, -a * q * sat), "your α' has the wrong sign: SELU saturates at α' = −λα ≈ −1.758, a negative value"),
+        ((a, b, -a * sat + b), "your dropped units are set to +λα before the affine map; SELU's saturation is "
+                               "α' = −λα ≈ −1.758, a negative value"),
     ]
 
 
@@ -536,8 +552,11 @@ def check_alpha_dropout(fn) -> None:
     and float32) at several rates, reads the dropped value and the affine map off the output, and names
     the usual mistakes: no affine correction, q and 1 − q swapped, :math:`a` from the second moment,
     :math:`-\alpha` instead of :math:`-\lambda\alpha`, dropped units left at :math:`\alpha'` or set to 0, drop
-    and keep swapped, one mask shared by the whole batch or by every call, the input changed in place.
-    ``torch.nn.functional.alpha_dropout``, ``torch.alpha_dropout`` and ``dropoutbook.selu`` are forbidden.
+    and keep swapped, :math:`a` without its square root or equal to inverted dropout's :math:`1/\sqrt q`,
+    :math:`b` with the wrong sign or without the factor :math:`a`, :math:`\alpha'` with the wrong sign, the
+    :math:`a, b` of another (hard-coded) rate, one mask shared by the rows, the features or the channels or by
+    every call, the input changed in place. ``torch.nn.functional.alpha_dropout`` (and its feature and
+    in-place forms, also through ``torch`` and ``torch._VF``) and ``dropoutbook.selu`` are forbidden.
     """
     what = "your alpha_dropout"
     hint = "write AlphaDropout from torch.rand and arithmetic"
@@ -547,6 +566,12 @@ def check_alpha_dropout(fn) -> None:
         torch.manual_seed(16)
         stack.enter_context(_patched(F, "alpha_dropout", _forbidden("torch.nn.functional.alpha_dropout", hint)))
         stack.enter_context(_patched(torch, "alpha_dropout", _forbidden("torch.alpha_dropout", hint)))
+        stack.enter_context(_patched(F, "feature_alpha_dropout",
+                                     _forbidden("torch.nn.functional.feature_alpha_dropout", hint)))
+        for name in ("feature_alpha_dropout", "alpha_dropout_", "feature_alpha_dropout_"):
+            stack.enter_context(_patched(torch, name, _forbidden(f"torch.{name}", hint)))
+        for name in ("alpha_dropout", "feature_alpha_dropout", "alpha_dropout_", "feature_alpha_dropout_"):
+            stack.enter_context(_patched(torch._VF, name, _forbidden(f"torch._VF.{name}", hint)))
         stack.enter_context(_library_forbidden(selu, hint))
         g = torch.Generator().manual_seed(17)
         patterns = []
@@ -571,6 +596,11 @@ def check_alpha_dropout(fn) -> None:
             if dropped.dim() >= 2 and all(torch.equal(dropped[0], row) for row in dropped[1:]):
                 raise CheckFailed(f"{what} uses one mask for every row of the batch (shape {tuple(x.shape)}): draw an "
                                   "independent mask entry for every element, torch.rand(x.shape)")
+            for d in range(1, dropped.dim()):
+                if dropped.shape[d] > 1 and torch.equal(dropped, dropped.narrow(d, 0, 1).expand_as(dropped)):
+                    raise CheckFailed(f"{what} uses one mask entry for all {dropped.shape[d]} entries along dimension "
+                                      f"{d} of an input of shape {tuple(x.shape)} (e.g. one per row or per channel): "
+                                      "draw an independent mask entry for every element, torch.rand(x.shape)")
             frac, n = dropped.double().mean().item(), dropped.numel()
             se = math.sqrt(p * (1 - p) / n)
             if abs(frac - (1 - p)) < 5 * se:
@@ -586,6 +616,13 @@ def check_alpha_dropout(fn) -> None:
                 for wrong, message in _alpha_mistakes(p):
                     if _close_to(found, wrong, 1e-6 if dtype == torch.float64 else 1e-4):
                         raise CheckFailed(f"at p = {p}: {message}")
+                other_p = -b / (a * selu.SELU_SATURATION) if a != 0 else math.nan
+                if 0 < other_p < 1 and abs(other_p - p) > 1e-3:
+                    at_other = _alpha_coefficients(1 - other_p, selu.SELU_SATURATION)
+                    if _close_to(found, (*at_other, at_other[0] * (1 - other_p) * selu.SELU_SATURATION),
+                                 1e-6 if dtype == torch.float64 else 1e-4):
+                        raise CheckFailed(f"at p = {p} your a and b are AlphaDropout's for p = {other_p:.4g}: compute "
+                                          "them from the p passed to your function (is a rate hard-coded?)")
                 if abs(c) < 1e-12:
                     raise CheckFailed(f"at p = {p} your dropped units are 0: AlphaDropout drops to α' = −λα and then "
                                       "applies a·x̃ + b, so a dropped unit becomes a·α' + b = a·q·α'")
