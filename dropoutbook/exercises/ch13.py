@@ -160,7 +160,7 @@ def check_concrete_cold_limit(fn) -> None:
         points = [0.15, 0.4, 0.8]
         if _agrees(got, truth, q, points):
             if law == "logistic":
-                shown = sp.sstr(got)
+                shown = sp.sstr(got.subs(q, sp.Symbol("q")))  # in the statement's name of the keep probability
             continue
         if law == "Cauchy" and _agrees(got, q, q, points):
             raise CheckFailed("with a Cauchy noise your answer is still q: it was typed in, not derived from the "
