@@ -15,6 +15,7 @@ from torch import nn
 
 from ._validation import (check_choice, check_int, check_module, check_module_rate, check_module_types,
                           check_probability)
+from .concrete import ConcreteDropout
 from .uncertainty import dropout_modules
 
 __all__ = ["DropoutSchedule"]
@@ -144,6 +145,12 @@ class DropoutSchedule:
         if not modules:
             raise ValueError("model has no dropout module whose rate DropoutSchedule could set")
         for m in modules:
+            if isinstance(m, ConcreteDropout):
+                where = next(n for n, sub in model.named_modules() if sub is m) or "the top"
+                raise TypeError(
+                    f"model contains {type(m).__name__} (at {where!r}), whose rate is learned (sigmoid of its "
+                    "parameter p_logit, trained with the model): DropoutSchedule cannot set it; pass "
+                    "ignore_types=(db.ConcreteDropout,) to leave it alone")
             check_module_rate(m, "DropoutSchedule sets a module's rate through its attribute p")
             if getattr(m, "schedule", None) is not None:
                 raise TypeError(f"{type(m).__name__} follows a schedule of its own (attribute 'schedule'); "

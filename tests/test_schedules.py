@@ -96,6 +96,20 @@ def test_ignore_types_and_dropout_types():
     assert s.modules == (m[0], m[1]) and m[1].p == 0.3
 
 
+def test_a_learned_rate_is_refused_and_ignore_types_leaves_it_alone():
+    concrete = db.ConcreteDropout(nn.Linear(3, 2), p_init=0.2)
+    m = nn.Sequential(nn.Dropout(0.1), nn.Sequential(concrete))
+    logit = concrete.p_logit.detach().clone()
+    with pytest.raises(TypeError, match=r"ConcreteDropout \(at '1\.0'\), whose rate is learned.*"
+                                        r"ignore_types=\(db\.ConcreteDropout,\) to leave it alone"):
+        db.DropoutSchedule(m, 0.3, kind="constant", total_steps=3)
+    assert m[0].p == 0.1 and torch.equal(concrete.p_logit.detach(), logit)  # nothing was set before the error
+    with pytest.raises(TypeError, match="whose rate is learned"):  # listing it among dropout_types does not help
+        db.DropoutSchedule(m, 0.3, kind="constant", total_steps=3, dropout_types=(db.ConcreteDropout,))
+    s = db.DropoutSchedule(m, 0.3, kind="constant", total_steps=3, ignore_types=(db.ConcreteDropout,))
+    assert s.modules == (m[0],) and m[0].p == 0.3 and torch.equal(concrete.p_logit.detach(), logit)
+
+
 def test_a_module_type_without_a_rate_p_is_refused():
     class Noise(nn.Module):
         rate = 0.1
