@@ -5,6 +5,8 @@
   chapter's page (``autodoc-process-docstring``; the docstrings themselves stay plain text, as
   ``help()`` shows them). Chapter numbers map to ``chapters/NN_*`` files; a number without a chapter
   file stays text. Doctest lines (``>>>``, ``...``) and inline literals are left alone.
+* Citations: "Gal et al. :cite:`gal2017concrete`" is rendered as the textual author-year citation
+  "Gal et al. [2017]" rather than naming the authors twice (the docstrings stay as they are).
 * Types of other projects: ``intersphinx_mapping`` in ``_config.yml`` reads the inventories in
   ``_inventories/`` from disk (no network at build time). They are written by
   ``python _ext/apilinks.py`` from the tables below, which hold the names the API's annotations
@@ -66,7 +68,33 @@ def link_chapters(line: str, docs: dict[int, str]) -> str:
     return "".join(pieces)
 
 
+# "Gal et al. :cite:`gal2017concrete`" would render the authors twice in the author-year scheme
+# ("Gal et al. [Gal et al., 2017]"); a single-key citation right after the surname its key starts
+# with is rendered as a textual citation instead ("Gal et al. [2017]").
+NAMED = re.compile(r"\b([A-Z][A-Za-z'\-]+)((?: et al\.)|(?: and [A-Z][A-Za-z'\-]+))?(\s+):cite:`([^`,\s]+)`")
+NAME_AT_END = re.compile(r"\b([A-Z][A-Za-z'\-]+)((?: et al\.)|(?: and [A-Z][A-Za-z'\-]+))?\s*$")
+CITE_AT_START = re.compile(r"^(\s*):cite:`([^`,\s]+)`")
+
+
+def _named(match: re.Match) -> str:
+    if match.group(4).lower().startswith(match.group(1).lower()):
+        return f":cite:t:`{match.group(4)}`"
+    return match.group(0)
+
+
+def textual_citations(lines: list[str]) -> None:
+    """Turn "Surname et al. :cite:`key`" into ":cite:t:`key`", also across a line break."""
+    for i, line in enumerate(lines):
+        lines[i] = NAMED.sub(_named, line)
+        start = CITE_AT_START.match(lines[i])
+        end = NAME_AT_END.search(lines[i - 1]) if i and start else None
+        if end and start.group(2).lower().startswith(end.group(1).lower()):
+            lines[i - 1] = lines[i - 1][:end.start()].rstrip()
+            lines[i] = f"{start.group(1)}:cite:t:`{start.group(2)}`{lines[i][start.end():]}"
+
+
 def _process_docstring(app, what, name, obj, options, lines: list[str]) -> None:
+    textual_citations(lines)
     docs = app.env.bookchapters if hasattr(app.env, "bookchapters") else chapter_docs(Path(app.srcdir))
     app.env.bookchapters = docs
     in_literal_block = False

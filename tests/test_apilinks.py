@@ -57,6 +57,16 @@ def test_the_docstring_hook_skips_literal_blocks():
     assert lines[6] == f"Back: :doc:`chapter 5 </{DOCS[5]}>`."
 
 
+def test_a_citation_after_its_authors_becomes_textual():
+    lines = ["Concrete dropout, Gal et al. :cite:`gal2017concrete`, learns", "as in Baldi and Sadowski",
+             "    :cite:`baldi2013understanding`.", "AlphaDropout :cite:`klambauer2017self`",
+             "Gal :cite:`gal2016dropout,gal2017deep`", "Hinton et al. :cite:`srivastava2014dropout`"]
+    apilinks.textual_citations(lines)
+    assert lines == ["Concrete dropout, :cite:t:`gal2017concrete`, learns", "as in",
+                     "    :cite:t:`baldi2013understanding`.", "AlphaDropout :cite:`klambauer2017self`",
+                     "Gal :cite:`gal2016dropout,gal2017deep`", "Hinton et al. :cite:`srivastava2014dropout`"]
+
+
 def test_shipped_inventories_are_what_the_tables_write(tmp_path):
     written = apilinks.write_inventories(tmp_path)
     for path in written:

@@ -52,7 +52,7 @@ def test_the_regular_expressions_see_citations():
     assert not LOCAL_BIBLIOGRAPHY.search("```{bibliography}\n:all:\n```")
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS + PAGES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", NOTEBOOKS + PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_footnote_citations_remain(path):
     text = markdown(path)
     assert "{footcite" not in text and "{footbibliography}" not in text, (
@@ -104,3 +104,20 @@ def test_every_entry_has_a_doi_or_url():
             assert re.fullmatch(r"10\.\d{4,9}/\S+", doi.group(1)), f"{key}: doi {doi.group(1)!r} is not a DOI"
         if url:
             assert re.fullmatch(r"https?://\S+", url.group(1)), f"{key}: url {url.group(1)!r} is not a URL"
+
+
+def test_reference_lists_label_every_work_uniquely_by_author_and_year():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bibstyle", ROOT / "_ext" / "bibstyle.py")
+    bibstyle = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bibstyle)
+    labels = bibstyle.labels()
+    assert set(labels) == set(bib_entries())
+    assert len(set(labels.values())) == len(labels), "two works share a label"
+    assert labels["srivastava2014dropout"] == "Srivastava et al., 2014"
+    assert labels["baldi2013understanding"] == "Baldi and Sadowski, 2013"
+    assert labels["osband2016risk"] == "Osband, 2016"
+    assert {labels["gal2017concrete"], labels["gal2017deep"]} == {"Gal et al., 2017a", "Gal et al., 2017b"}
+    config = (ROOT / "_config.yml").read_text(encoding="utf-8")
+    assert "bibtex_default_style: authoryear" in config and "bibtex_reference_style: author_year" in config
