@@ -100,7 +100,7 @@ def test_chapter_follows_the_template(path):
         positions.append(found[0])
     assert positions == sorted(positions), f"{path.name}: template sections out of order: {headings}"
     text = "\n".join(source(c) for c in nb["cells"] if c["cell_type"] == "markdown")
-    assert "{footcite" in text and "{footbibliography}" in text, f"{path.name}: cites nothing or lists no references"
+    assert "{cite:" in text and "{bibliography}" in text, f"{path.name}: cites nothing or lists no references"
     assert "../exercises/" in text, f"{path.name}: no link to its exercise notebook"
 
 
