@@ -69,14 +69,16 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 browser:
 	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
 	  $(SUDO) apt-get update -qq && \
-	  $(SUDO) apt-get install -y --no-install-recommends chromium chromium-driver; fi
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium chromium-driver; fi
 
 # `make test` runs every check. The machine has two cores and the checks are independent, so they
 # run as two streams at once (output kept together per stream): the library tests then the
 # notebooks under nbval, and the strict site build then the browser test. Each stream alone leaves a
 # core idle part of the time (the build is single-threaded, the last notebooks run on one worker);
-# together they keep both busy. The browser is installed first, alongside nothing else.
-test: $(STAMP) browser
+# together they keep both busy. Before them, the Python environment and the browser (network-bound
+# downloads) are installed at the same time.
+test:
+	$(MAKE) --no-print-directory -j2 --output-sync=target install browser
 	$(MAKE) --no-print-directory -j2 --output-sync=recurse test-code test-book
 
 test-code: $(STAMP)
