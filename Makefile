@@ -69,7 +69,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 browser:
 	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium chromium-driver; fi
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver; fi
 
 # `make test` runs every check. The machine has two cores and the checks are independent, so they
 # run as two streams at once (output kept together per stream): the library tests then the
