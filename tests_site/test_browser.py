@@ -83,6 +83,8 @@ const done = arguments[arguments.length - 1];
   const reported = new Set();
   for (const e of document.body.querySelectorAll('*')) {
     if (reported.has(e.parentElement)) { reported.add(e); continue; }
+    // the parts of a typeset equation's SVG lie inside it: checking the <svg> and its container is enough
+    if (e.parentElement && e.parentElement.closest('svg')) continue;
     if (e.closest('script, style, mjx-assistive-mml') || !e.checkVisibility({visibilityProperty: true})) continue;
     const r = e.getBoundingClientRect();
     if ((r.width === 0 && r.height === 0) || (r.right <= W + 1 && r.left >= -1)) continue;
