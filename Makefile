@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 NOTEBOOKS := $(wildcard chapters/*.ipynb) $(wildcard exercises/[0-9]*.ipynb) course.ipynb
 
-.PHONY: install html pdf test test-code test-book test-lib test-notebooks test-site test-pdf browser execute student nbgrader lab bench clean
+.PHONY: install html pdf site test test-code test-book test-lib test-notebooks test-site test-pdf browser execute student nbgrader lab bench clean
 
 # Notebooks run in the book's numerical environment (dropoutbook/environment.py): the Jupyter
 # kernel 'dropoutbook', installed into .venv below, carries its variables (kernel instruction sets
@@ -55,6 +55,10 @@ test-notebooks: $(STAMP)
 pdf: $(STAMP) browser
 	$(BIN)/jupyter-book build . --builder singlehtml --warningiserror --nitpick --keep-going -q
 	$(PY) -m tests_site.printpdf _build/singlehtml _build/pdf/book.pdf
+
+# The site as it is published: the PDF first, then the html build that ships and links it.
+site: pdf
+	$(MAKE) --no-print-directory html
 
 test-pdf: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider tests_site/test_pdf.py
