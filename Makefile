@@ -75,15 +75,15 @@ browser:
 	  $(SUDO) apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver; fi
 
-# `make test` runs every check. The machine has two cores and the checks are independent, so they
-# run as two streams at once (output kept together per stream): the library tests then the
-# notebooks under nbval, and the strict site build then the browser test. Each stream alone leaves a
-# core idle part of the time (the build is single-threaded, the last notebooks run on one worker);
-# together they keep both busy. Before them, the Python environment and the browser (network-bound
+# `make test` runs every check. The machine has two cores and the checks are independent, so three
+# streams run at once (output kept together per stream): the library tests, the notebooks under
+# nbval, and the strict site build then the browser test. Each alone leaves a core idle part of the
+# time (the build is single-threaded, the last tests and notebooks run on one worker); together
+# they keep both busy. Before them, the Python environment and the browser (network-bound
 # downloads) are installed at the same time.
 test:
 	$(MAKE) --no-print-directory -j2 --output-sync=target install browser
-	$(MAKE) --no-print-directory -j2 --output-sync=recurse test-code test-book
+	$(MAKE) --no-print-directory -j3 --output-sync=recurse test-lib test-notebooks test-book
 
 test-code: $(STAMP)
 	$(MAKE) --no-print-directory test-lib
