@@ -155,3 +155,20 @@ def test_student_copy_fails_every_check_with_not_written_yet(path, tmp_path):
         errors = [o for o in cell["outputs"] if o["output_type"] == "error"]
         assert errors and errors[0]["ename"] == "CheckFailed", f"`{source(cell)}` did not fail in the student copy"
         assert "not written yet" in errors[0]["evalue"]
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_every_figure_is_stored_at_twice_its_displayed_width(path):
+    """High-density screens: each PNG figure has about twice the pixels of the width it is shown at
+    (the book's plotting style saves retina PNGs; `make execute` after a change of style)."""
+    import base64
+    import struct
+
+    figures = [o for c in code_cells(load(path)) for o in c.get("outputs", [])
+               if "image/png" in o.get("data", {})]
+    for output in figures:
+        png = base64.b64decode(output["data"]["image/png"])
+        pixels = struct.unpack(">I", png[16:20])[0]
+        shown = output.get("metadata", {}).get("image/png", {}).get("width")
+        assert shown, f"{path.name}: a figure has no display width (not a 2x PNG); run `make execute`"
+        assert pixels >= 2 * shown - 1, f"{path.name}: a figure of {pixels} px is shown {shown} px wide (not 2x)"
