@@ -12,7 +12,7 @@ NOTEBOOKS := $(wildcard chapters/*.ipynb) $(wildcard exercises/[0-9]*.ipynb) cou
 
 # Notebooks run in the book's numerical environment (dropoutbook/environment.py): the Jupyter
 # kernel 'dropoutbook', installed into .venv below, carries its variables (kernel instruction sets
-# pinned to AVX2, one thread), and every notebook names it in its metadata, so `jupyter execute`,
+# pinned, one thread), and every notebook names it in its metadata, so `jupyter execute`,
 # nbval and JupyterLab all start it. The library tests use small tensors and run on two workers:
 # one intra-op thread each avoids threads spinning against each other (a 5-10x CPU cost).
 test-lib: export OMP_NUM_THREADS := 1

@@ -1,10 +1,13 @@
 """The book's numerical environment: where its printed outputs are reproduced bit for bit.
 
-PyTorch (ATen), MKL (matrix products) and oneDNN (convolutions) choose their CPU kernels by
-instruction set when they start. Kernels for different instruction sets round differently in the
+PyTorch (ATen), MKL (matrix products, linear algebra), oneDNN (convolutions), NumPy (elementwise
+math) and OpenBLAS (NumPy's matrix products) choose their CPU kernels by instruction set, and MKL
+also by processor, when they start. Kernels for different instruction sets round differently in the
 last bit, and training amplifies those bits into other printed digits. The book's outputs are
-therefore written and checked with the instruction set of all three pinned to AVX2, which every
-x86-64 CPU of the last ten years has, and one intra-op thread (the order of a sum then never
+therefore written and checked with ATen, oneDNN, NumPy and OpenBLAS pinned to AVX2, which every
+x86-64 CPU of the last ten years has, with MKL on its vendor-neutral code path (``COMPATIBLE``: the
+same results on Intel and AMD processors of any generation; its AVX2 path was seen to round
+differently on two Intel processors), and with one intra-op thread (the order of a sum then never
 depends on how it is split between threads).
 
 This module is the one place where that environment is defined. It is used by
@@ -38,8 +41,10 @@ __all__ = ["BOOK_ENVIRONMENT", "KERNEL_NAME", "KERNEL_DISPLAY_NAME", "Environmen
 #: which is why they live in the kernel spec and not in a notebook cell.
 BOOK_ENVIRONMENT: dict[str, str] = {
     "ATEN_CPU_CAPABILITY": "avx2",   # PyTorch's own vectorized kernels
-    "MKL_CBWR": "AVX2,STRICT",       # MKL conditional numerical reproducibility, AVX2 code path
+    "MKL_CBWR": "COMPATIBLE",        # MKL conditional numerical reproducibility: the vendor-neutral path
     "ONEDNN_MAX_CPU_ISA": "AVX2",    # oneDNN (convolutions, some matrix products)
+    "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",  # NumPy's AVX-512 exp, log, ...
+    "OPENBLAS_CORETYPE": "Haswell",  # OpenBLAS (NumPy, SciPy): its AVX2 kernels
     "OMP_NUM_THREADS": "1",          # one intra-op thread: sums are split the same way everywhere
     "MKL_NUM_THREADS": "1",
     "PYTHONHASHSEED": "0",           # set and dict-of-str iteration order
@@ -77,8 +82,8 @@ class EnvironmentReport:
 
     def __str__(self) -> str:
         if self.inside:
-            return ("Numerical environment: the book's (x86-64; ATen, MKL and oneDNN kernels AVX2; "
-                    "1 thread). Outputs below are reproduced bit for bit.")
+            return ("Numerical environment: the book's (x86-64; ATen, oneDNN, NumPy and OpenBLAS kernels "
+                    "AVX2, MKL vendor-neutral; 1 thread). Outputs below are reproduced bit for bit.")
         return ("Outside the book's numerical environment: " + "; ".join(self.differences) + ". "
                 "Derivations and Monte Carlo checks agree everywhere, but the last digits of trained "
                 f"models may differ from the book's. To reproduce them, run this notebook with the kernel "

@@ -102,7 +102,8 @@ def test_a_process_with_the_book_variables_is_inside():
 
 @pytest.mark.parametrize("name, value, expected", [
     ("ATEN_CPU_CAPABILITY", "default", "ATen runs DEFAULT kernels, not AVX2"),
-    ("MKL_CBWR", "AUTO", "MKL_CBWR is 'AUTO', not 'AVX2,STRICT'"),
+    ("MKL_CBWR", "AVX2,STRICT", "MKL_CBWR is 'AVX2,STRICT', not 'COMPATIBLE'"),
+    ("OPENBLAS_CORETYPE", None, "OPENBLAS_CORETYPE is unset, not 'Haswell'"),
     ("ONEDNN_MAX_CPU_ISA", None, "ONEDNN_MAX_CPU_ISA is unset, not 'AVX2'"),
     ("OMP_NUM_THREADS", "2", "OMP_NUM_THREADS is '2', not '1'"),
 ])

@@ -141,14 +141,29 @@ def test_student_copy_hides_every_solution(path):
                     assert line.strip() not in student_text, f"solution line leaks into the student copy: {line.strip()}"
 
 
+@pytest.fixture(scope="module")
+def book_kernel(tmp_path_factory):
+    """One kernel of the book's environment for all student copies run by this worker: each copy
+    starts with `%reset -f` (an empty namespace), and the imports of torch and the library, which
+    take most of a fresh kernel's time, are paid once."""
+    manager = pytest.importorskip("jupyter_client.manager")
+    km = manager.KernelManager(kernel_name=KERNEL_NAME)
+    km.start_kernel(cwd=str(tmp_path_factory.mktemp("student-kernel")))
+    try:
+        yield km
+    finally:
+        km.shutdown_kernel(now=True)
+
+
 @pytest.mark.parametrize("path", EXERCISES, ids=lambda p: p.name)
-def test_student_copy_fails_every_check_with_not_written_yet(path, tmp_path):
+def test_student_copy_fails_every_check_with_not_written_yet(path, book_kernel):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     student = nbformat.reads(json.dumps(student_notebook(load(path), where=str(path))), as_version=4)
-    client = nbclient.NotebookClient(student, timeout=300, kernel_name=KERNEL_NAME, allow_errors=True,
-                                     resources={"metadata": {"path": str(tmp_path)}})
+    student.cells.insert(0, nbformat.v4.new_code_cell("%reset -f"))
+    client = nbclient.NotebookClient(student, km=book_kernel, timeout=300, allow_errors=True)
     client.execute()
+    assert not any(o["output_type"] == "error" for o in student.cells[0].outputs), "the namespace was not reset"
     checks = check_cells(student)
     assert checks
     for cell in checks:
