@@ -90,7 +90,13 @@ def test_the_book_kernel_runs_inside_the_environment():
 
 
 def run_describe(env: dict[str, str]) -> list[str]:
-    code = "import dropoutbook as db; print('\\n'.join(db.environment.describe().differences))"
+    """`environment.describe()` in a new process started with `env` (torch reads the variables when
+    it starts). The module is loaded on its own, not through the package: it needs only torch, and
+    the package's other imports (sympy among them) would triple the cost of each process."""
+    code = ("import importlib.util as u; s = u.spec_from_file_location('environment', "
+            f"{environment.__file__!r}); m = u.module_from_spec(s); import sys; sys.modules['environment'] = m; "
+            "s.loader.exec_module(m); "
+            "print('\\n'.join(m.describe().differences))")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     return [line for line in out.stdout.splitlines() if line]
 
