@@ -47,6 +47,11 @@ class CausalData(NamedTuple):
         mu1: expected outcome under treatment, :math:`\\mu_1(x)`.
         tau: the true effect :math:`\\tau(x) = \\mu_1(x) - \\mu_0(x)`.
         propensity: :math:`e(x) = P(T = 1 \\mid x)`.
+
+    Examples:
+        >>> data = simulate_weak_overlap(1000, seed=3)
+        >>> bool(data.t[data.propensity > 0.99].all()), bool((~data.t[data.propensity < 0.01]).all())
+        (True, True)
     """
 
     x: torch.Tensor
@@ -275,6 +280,13 @@ class CATEPrediction(NamedTuple):
         mean: the MC estimate of :math:`\\tau(x)`, shape ``(B,)``.
         variance: the variance of the sampled effects over the masks (divisor T - 1), shape ``(B,)``.
         samples: the ``T`` sampled effects, shape ``(T, B)``.
+
+    Examples:
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> pred = mc_cate(TARNet(2, 8, p=0.3), torch.zeros(3, 2), T=10, generator=torch.Generator().manual_seed(1))
+        >>> bool(torch.allclose(pred.variance, pred.samples.var(dim=0)))
+        True
     """
 
     mean: torch.Tensor

@@ -160,6 +160,11 @@ class ZINBCounts(NamedTuple):
         counts: the observed counts, :math:`X_{cg} = 0` where ``technical_zero`` and :math:`Y_{cg}` elsewhere.
         technical_zero: bool mask of the entries set to zero by the inflation (a technical "dropout").
         cell_type: the type of each cell, int64 of shape ``(n_cells,)`` (``None`` from :func:`sample_zinb`).
+
+    Examples:
+        >>> z = sample_zinb(torch.full((1, 6), 4.0), dispersion=1.0, zero_inflation=0.5, seed=2)
+        >>> bool(torch.equal(z.counts, torch.where(z.technical_zero, 0.0, z.true_counts))), z.cell_type is None
+        (True, True)
     """
 
     means: torch.Tensor
