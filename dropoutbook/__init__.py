@@ -9,7 +9,7 @@ Chapter 1 ("Inverted dropout"): :func:`bernoulli_mask`, :func:`inverted_dropout`
 :mod:`dropoutbook.derivations` (sympy), :mod:`dropoutbook.montecarlo` (estimates with standard
 errors) and :mod:`dropoutbook.exercises` (checkers).
 
-Chapters 2 to 10 each have a module named after their topic (:mod:`dropoutbook.implicit_l2`,
+Chapters 2 to 15 each have a module named after their topic (:mod:`dropoutbook.implicit_l2`,
 :mod:`dropoutbook.jensen`, ...); their public names are re-exported here.
 """
 
@@ -51,6 +51,10 @@ from .schedules import *  # noqa: F403
 from .rdrop import *  # noqa: F403
 from .layerdrop import *  # noqa: F403
 from .lora import *  # noqa: F403
+from . import causal, imputation  # chapter 15
+from .causal import *  # noqa: F403
+from .imputation import *  # noqa: F403
+from .data import load_breast_cancer_split, ZINBCounts, sample_zinb, simulate_zinb_counts  # chapter 15
 
 __version__ = "0.1.0"
 
@@ -73,4 +77,5 @@ __all__ = [
     *graphs.__all__,
     *concrete.__all__,
     *schedules.__all__, *rdrop.__all__, *layerdrop.__all__, *lora.__all__,
+    *causal.__all__, *imputation.__all__, "load_breast_cancer_split", "ZINBCounts", "sample_zinb", "simulate_zinb_counts",
 ]

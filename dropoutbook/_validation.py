@@ -29,6 +29,7 @@ __all__ = [
     "check_module_types", "check_logits_pair", "check_class_targets", "check_layer_subset", "check_module_rate",
     "check_module_list",
     "check_class_labels",
+    "check_float_vector", "check_score_dict", "check_treatment", "check_two_column_output",
 ]
 
 _FLOATING = "a floating dtype (float16, bfloat16, float32 or float64)"
@@ -540,3 +541,52 @@ def check_class_labels(labels, name: str = "labels", *, n: int, num_classes: int
         raise ValueError(f"{name} must hold class indices in [0, {num_classes - 1}], got values from "
                          f"{labels.min().item()} to {labels.max().item()}")
     return labels.long()
+
+
+# Checks first written for chapter 15 (applications: referral, deferral, counts, causal effects).
+
+
+def check_float_vector(value, name: str, *, n: int | None = None, like: str | None = None,
+                       nonempty: bool = True) -> tuple[torch.Tensor, bool]:
+    """A 1-D floating tensor or NumPy array without NaN, of length ``n`` when given (``like`` names the
+    argument whose length it must match). Returns ``(tensor, was_numpy)``."""
+    tensor, was_numpy = as_float_tensor(value, name)
+    if tensor.dim() != 1 or (nonempty and tensor.numel() == 0):
+        raise ValueError(f"{name} must be a non-empty 1-D tensor or array, got shape {tuple(tensor.shape)}")
+    if n is not None and tensor.numel() != n:
+        raise ValueError(f"{name} must have the shape of {like or 'the data'} ({n},), got {tuple(tensor.shape)}")
+    if bool(torch.isnan(tensor).any()):
+        raise ValueError(f"{name} contains NaN")
+    return tensor, was_numpy
+
+
+def check_score_dict(scores, name: str = "scores") -> dict:
+    """A non-empty mapping from a name (str) to a score (anything the caller checks further)."""
+    if not isinstance(scores, dict) or not scores:
+        raise TypeError(f"{name} must be a non-empty dict {{name: uncertainty}}, got {_describe(scores)}")
+    for key in scores:
+        if not isinstance(key, str):
+            raise TypeError(f"{name} must have str keys (the names of the scores), got {key!r}")
+    return scores
+
+
+def check_treatment(value, name: str = "t", *, n: int | None = None) -> torch.Tensor:
+    """A 1-D tensor or NumPy array of treatment indicators (bools or 0/1 numbers), as a bool tensor."""
+    tensor, _ = as_tensor(value, name)
+    if tensor.dim() != 1 or tensor.numel() == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D tensor of 0/1 treatment indicators, got shape "
+                         f"{tuple(tensor.shape)}")
+    if n is not None and tensor.numel() != n:
+        raise ValueError(f"{name} must have shape ({n},), one indicator per row of x, got {tuple(tensor.shape)}")
+    if tensor.is_complex() or not bool(((tensor == 0) | (tensor == 1)).all()):
+        raise ValueError(f"{name} must hold only 0/1 (or bool) treatment indicators")
+    return tensor.bool()
+
+
+def check_two_column_output(out, what: str) -> torch.Tensor:
+    """A model output of shape ``(B, 2)``: one column per treatment arm (control, treated)."""
+    if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[1] != 2:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"{what} must return a tensor of shape (B, 2), the outcome under control and under "
+                         f"treatment, got {got}")
+    return out

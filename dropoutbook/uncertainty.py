@@ -11,9 +11,12 @@ MC dropout keeps dropout *on* at test time and averages :math:`T` stochastic for
   computed from stacked class probabilities;
 * :func:`ensemble_predict`, a deep ensemble's predictions in the same layout as :func:`mc_predict`'s;
 * :func:`referral_curve`, the accuracy of the predictions that are kept when the most uncertain
-  ones are referred to a human.
+  ones are referred to a human, and :func:`referral_curves` for several scores at once;
+* :func:`deferral_curve` and :func:`random_deferral_curve`, the same idea for estimates with a
+  numerical error (the root mean squared error of the estimates kept), used for treatment effects
+  in chapter 15.
 
-See chapter 5, "Monte Carlo dropout".
+See chapter 5, "Monte Carlo dropout", and chapter 15, "Applications".
 """
 
 from __future__ import annotations
@@ -27,13 +30,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._validation import (as_float_tensor, as_tensor, check_bool, check_generator, check_int,
-                          check_module, check_probability, like_input)
+from ._validation import (as_float_tensor, as_tensor, check_bool, check_float_vector, check_generator, check_int,
+                          check_module, check_probability, check_score_dict, like_input)
 from .masks import InvertedDropout
 
 __all__ = [
     "dropout_modules", "mc_dropout", "MCPrediction", "mc_predict", "ensemble_predict",
     "predictive_entropy", "expected_entropy", "mutual_information", "referral_curve",
+    "referral_curves", "deferral_curve", "random_deferral_curve",
 ]
 
 #: Module classes that :func:`~dropoutbook.mc_dropout` switches to sampling: every dropout class of
@@ -537,3 +541,130 @@ def _check_fractions(fractions) -> torch.Tensor:
         raise ValueError("fractions must be a non-empty sequence of numbers in [0, 1), got an empty one")
     return torch.tensor([check_probability(f, f"fractions[{i}]", allow_one=False) for i, f in enumerate(values)],
                         dtype=torch.float64)
+
+
+def referral_curves(correct, scores: dict, fractions) -> dict:
+    r"""Referral curves of several uncertainty scores for the same predictions.
+
+    :func:`referral_curve` for each entry of ``scores``: for each referred fraction :math:`r`, the
+    accuracy of the :math:`N - \lfloor rN \rceil` predictions kept when the most uncertain ones by
+    that score are referred. The scores compete on the same cases, so their curves can be compared
+    case for case (chapter 15 compares the softmax confidence, MC-dropout entropy and mutual
+    information, and a deep ensemble's entropy) :cite:`leibig2017leveraging`. A random referral
+    keeps the overall accuracy in expectation, the first value of every curve. See chapter 15,
+    "Applications", section "Medicine: deciding when to refer".
+
+    Args:
+        correct: bool (or 0/1) tensor or NumPy array of shape :math:`(N,)`.
+        scores: a non-empty dict from a name to an uncertainty of shape :math:`(N,)` (larger means
+            less certain; use ``-confidence`` for a confidence).
+        fractions: referred fractions in :math:`[0, 1)`, a sequence or 1-D tensor.
+
+    Returns:
+        dict from each name to its curve (as :func:`referral_curve` returns it), in the order of ``scores``.
+
+    Examples:
+        >>> correct = torch.tensor([True, True, False, True])
+        >>> curves = referral_curves(correct, {"good": torch.tensor([0.1, 0.2, 0.9, 0.3]),
+        ...                                    "bad": torch.tensor([0.9, 0.2, 0.1, 0.3])}, [0.0, 0.25])
+        >>> curves["good"], curves["bad"]
+        (tensor([0.7500, 1.0000], dtype=torch.float64), tensor([0.7500, 0.6667], dtype=torch.float64))
+    """
+    scores = check_score_dict(scores)
+    return {name: _referral_named(correct, u, fractions, name) for name, u in scores.items()}
+
+
+def _referral_named(correct, uncertainty, fractions, name):
+    try:
+        return referral_curve(correct, uncertainty, fractions)
+    except (TypeError, ValueError) as exc:
+        text = str(exc)
+        if text.startswith("uncertainty"):
+            raise type(exc)(f"scores[{name!r}]" + text[len("uncertainty"):]) from exc
+        raise
+
+
+def _kept_counts(n: int, fractions) -> torch.Tensor:
+    fr = _check_fractions(fractions)
+    kept = torch.round(n * (1 - fr)).long()
+    if (kept < 1).any():
+        raise ValueError(f"fractions must leave at least one of the {n} cases; the largest is {fr.max().item():.4g}")
+    return kept
+
+
+def deferral_curve(errors, uncertainty, fractions) -> torch.Tensor:
+    r"""Root mean squared error of the estimates that are kept when the most uncertain fraction is deferred.
+
+    For each deferred fraction :math:`r`, the :math:`k = N - \lfloor rN \rceil` cases with the
+    smallest ``uncertainty`` are kept and
+
+    .. math::
+        \mathrm{RMSE}(r) = \Bigl(\frac1k \sum_{i \text{ kept}} e_i^2\Bigr)^{1/2}
+
+    is returned, with :math:`e_i` the error of case :math:`i`. With :math:`e_i = \hat\tau(x_i) -
+    \tau(x_i)`, the error of an estimated treatment effect, this is the :math:`\sqrt{\mathrm{PEHE}}`
+    of the recommendations that are made, the deferral curve of Jesson et al.
+    :cite:`jesson2020identifying`. A useful uncertainty gives a curve that falls with :math:`r`;
+    compare it with :func:`random_deferral_curve`. Ties are broken by the order of the cases
+    (stable sort), as in :func:`referral_curve`. See chapter 15, "Applications", section "Causal
+    inference".
+
+    Args:
+        errors: floating tensor or NumPy array of shape :math:`(N,)`, the error of each estimate
+            (its sign does not matter).
+        uncertainty: floating tensor or NumPy array of shape :math:`(N,)`; larger means less certain.
+        fractions: deferred fractions in :math:`[0, 1)`, a sequence or 1-D tensor.
+
+    Returns:
+        float64 tensor of RMSEs, one per fraction (a NumPy array when ``errors`` and
+        ``uncertainty`` are NumPy arrays).
+
+    Examples:
+        >>> deferral_curve(torch.tensor([0.1, -2.0, 0.2, 0.1]), torch.tensor([0.1, 0.9, 0.3, 0.2]), [0.0, 0.25])
+        tensor([1.0075, 0.1414], dtype=torch.float64)
+    """
+    errors, numpy_errors = check_float_vector(errors, "errors")
+    uncertainty, numpy_uncertainty = check_float_vector(uncertainty, "uncertainty", n=errors.numel(), like="errors")
+    kept = _kept_counts(errors.numel(), fractions)
+    order = torch.sort(uncertainty.detach().cpu(), stable=True).indices  # most certain first
+    squared = errors.detach().cpu().double()[order] ** 2
+    cumulative = torch.cumsum(squared, 0)
+    return like_input(torch.sqrt(cumulative[kept - 1] / kept.double()), numpy_errors and numpy_uncertainty)
+
+
+def random_deferral_curve(errors, fractions, *, n_draws: int = 1000,
+                          generator: torch.Generator | None = None) -> torch.Tensor:
+    r"""The deferral curve of a random ordering: the mean, over random deferrals, of the kept cases' RMSE.
+
+    For each of ``n_draws`` random permutations the first :math:`k = N - \lfloor rN \rceil` cases
+    are kept and their RMSE is computed as in :func:`deferral_curve`; the mean over the draws is
+    returned. The mean *squared* error of a random subset equals the overall one in expectation,
+    so this curve is flat up to the draws and a small Jensen term: the RMSE of a subset is on
+    average slightly below the square root of its expected MSE, the more so the smaller the subset.
+    It is the baseline that an uncertainty score must beat :cite:`jesson2020identifying`. See
+    chapter 15, "Applications", section "Causal inference".
+
+    Args:
+        errors: floating tensor or NumPy array of shape :math:`(N,)`.
+        fractions: deferred fractions in :math:`[0, 1)`, a sequence or 1-D tensor.
+        n_draws: number of random orderings, a positive int.
+        generator: optional ``torch.Generator`` for the permutations.
+
+    Returns:
+        float64 tensor, one mean RMSE per fraction (a NumPy array for NumPy ``errors``).
+
+    Examples:
+        >>> errors = torch.tensor([1.0, -1.0, 1.0, 1.0])
+        >>> random_deferral_curve(errors, [0.0, 0.5], n_draws=10, generator=torch.Generator().manual_seed(0))
+        tensor([1., 1.], dtype=torch.float64)
+    """
+    errors, was_numpy = check_float_vector(errors, "errors")
+    kept = _kept_counts(errors.numel(), fractions)
+    n_draws = check_int(n_draws, "n_draws", minimum=1)
+    check_generator(generator)
+    n = errors.numel()
+    squared = errors.detach().cpu().double() ** 2
+    orders = torch.argsort(torch.rand(n_draws, n, generator=generator, dtype=torch.float64), dim=1)
+    cumulative = torch.cumsum(squared[orders], dim=1)
+    rmse = torch.sqrt(cumulative[:, kept - 1] / kept.double())
+    return like_input(rmse.mean(dim=0), was_numpy)

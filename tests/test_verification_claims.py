@@ -139,6 +139,11 @@ REGISTRY: dict[str, Claim] = {
                         "tests/test_concrete.py::test_mask_cdf_is_the_derived_one", implements="concrete_mask"),
     "eq-cd-reg": claim("13", D, "tests/test_concrete.py::test_regularization_is_the_stated_formula",
                        "tests/test_derivations_concrete.py::test_regularizer_terms", implements="ConcreteDropout"),
+    # chapter 14 (no numbered equation)
+    # chapter 15
+    "eq-zinb-moments": claim("15", S, "tests/test_derivations_applications.py::test_zinb_moments_are_the_stated_formulas",
+                             "tests/test_derivations_applications.py::test_zinb_moments_agree_with_the_sampler_and_reject_wrong_formulas",
+                             derivation="zinb_moments"),
 }
 
 # The labels as the chapters write them: "$$ ... $$ (eq-name)", "(eq-name)=", ":label: name", "\label{name}".

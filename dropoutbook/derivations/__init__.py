@@ -50,6 +50,8 @@ from . import concrete  # chapter 13
 from .concrete import *  # noqa: F403
 from . import modern  # chapter 14
 from .modern import *  # noqa: F403
+from . import applications  # chapter 15
+from .applications import *  # noqa: F403
 
 __all__ = [
     *_core.__all__,
@@ -68,4 +70,5 @@ __all__ = [
     *graphs.__all__,
     *concrete.__all__,
     *modern.__all__,
+    *applications.__all__,
 ]

@@ -10,9 +10,9 @@ notebook (``python -m dropoutbook.exercises``). See the page "Using the exercise
 """
 
 from ._core import CheckFailed, CheckResult, call_student, checker, passed
-from . import ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09, ch10, ch11, ch12, ch13, ch14
+from . import ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09, ch10, ch11, ch12, ch13, ch14, ch15
 
-_CHAPTERS = (ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09, ch10, ch11, ch12, ch13, ch14)
+_CHAPTERS = (ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09, ch10, ch11, ch12, ch13, ch14, ch15)
 
 # Every public checker returns a CheckResult and takes points=: wrap it once, in its chapter module
 # too, so that dropoutbook.exercises.check_x and dropoutbook.exercises.chNN.check_x are one function.

@@ -1,0 +1,371 @@
+"""Checkers of chapter 15, "Applications": the reference passes, differently written correct answers
+pass, the blank starter fails with "not written yet", and typical wrong answers fail with their
+specific hint."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import dropoutbook as db
+from dropoutbook.exercises import check_masked_loss, check_mc_cate, check_referral_curve, check_zinb_sampler
+from helpers import assert_fails, assert_passes, starter
+
+# --------------------------------------------------------------------------------------------
+# exercise 1: the referral curve
+
+
+def ref_referral(correct, uncertainty, fractions):
+    order = torch.argsort(uncertainty)  # most certain first
+    n = len(correct)
+    return [correct[order[:round(n * (1 - r))]].double().mean().item() for r in fractions]
+
+
+def referral_numpy(correct, uncertainty, fractions):  # correct: numpy, descending sort and cut the top
+    c, u = np.asarray(correct), np.asarray(uncertainty)
+    order = np.argsort(-u)
+    out = []
+    for r in fractions:
+        referred = int(round(len(c) * r))
+        out.append(c[order[referred:]].mean())
+    return np.array(out)
+
+
+def referral_cumsum(correct, uncertainty, fractions):  # correct: a cumulative sum, as the library does
+    ranked = correct[torch.sort(uncertainty).indices].double()
+    kept = torch.tensor([round(len(correct) * (1 - r)) for r in fractions])
+    return torch.cumsum(ranked, 0)[kept - 1] / kept
+
+
+def referral_most_certain(correct, uncertainty, fractions):
+    return ref_referral(correct, -uncertainty, fractions)
+
+
+def referral_all(correct, uncertainty, fractions):
+    return [correct.double().mean().item() for _ in fractions]
+
+
+def referral_referred(correct, uncertainty, fractions):
+    order = torch.argsort(uncertainty)
+    n = len(correct)
+    return [correct[order[round(n * (1 - r)):]].double().mean().item() for r in fractions]
+
+
+def referral_keep_r(correct, uncertainty, fractions):
+    order = torch.argsort(uncertainty)
+    return [correct[order[:max(round(len(correct) * r), 1)]].double().mean().item() for r in fractions]
+
+
+def referral_floor(correct, uncertainty, fractions):
+    order = torch.argsort(uncertainty)
+    return [correct[order[:math.floor(len(correct) * (1 - r))]].double().mean().item() for r in fractions]
+
+
+def referral_one_too_few(correct, uncertainty, fractions):
+    order = torch.argsort(uncertainty)
+    return [correct[order[:round(len(correct) * (1 - r)) - 1]].double().mean().item() for r in fractions]
+
+
+def referral_error_rate(correct, uncertainty, fractions):
+    return [1 - a for a in ref_referral(correct, uncertainty, fractions)]
+
+
+def referral_in_place(correct, uncertainty, fractions):
+    uncertainty[:] = uncertainty.sort().values
+    return ref_referral(correct, uncertainty, fractions)
+
+
+# --------------------------------------------------------------------------------------------
+# exercise 2: the ZINB sampler
+
+
+def ref_zinb(mu, theta, pi, n):  # Gamma-Poisson, then the technical zeros
+    rate = torch.distributions.Gamma(theta, theta / mu).sample((n,))
+    counts = torch.poisson(rate)
+    return counts * (torch.rand(n) >= pi)
+
+
+def zinb_negative_binomial(mu, theta, pi, n):  # correct: torch's NegativeBinomial (total_count theta)
+    y = torch.distributions.NegativeBinomial(total_count=theta, probs=mu / (mu + theta)).sample((n,))
+    return torch.where(torch.rand(n) < pi, torch.zeros(n), y)
+
+
+def zinb_numpy(mu, theta, pi, n):  # correct: a numpy generator, returned as a list of ints
+    rng = np.random.default_rng(int(torch.randint(0, 2**31, ())))
+    y = rng.negative_binomial(theta, theta / (theta + mu), size=n)
+    return (y * (rng.random(n) >= pi)).tolist()
+
+
+def zinb_swapped(mu, theta, pi, n):
+    return ref_zinb(mu, theta, 1 - pi, n)
+
+
+def zinb_no_inflation(mu, theta, pi, n):
+    return ref_zinb(mu, theta, 0.0, n)
+
+
+def zinb_theta_upside_down(mu, theta, pi, n):
+    return ref_zinb(mu, 1 / theta, pi, n)
+
+
+def zinb_poisson(mu, theta, pi, n):
+    return torch.poisson(torch.full((n,), mu)) * (torch.rand(n) >= pi)
+
+
+def zinb_rate_scale(mu, theta, pi, n):
+    rate = torch.distributions.Gamma(theta, mu / theta).sample((n,))  # rate and scale confused
+    return torch.poisson(rate) * (torch.rand(n) >= pi)
+
+
+def zinb_inverted(mu, theta, pi, n):
+    return ref_zinb(mu, theta, pi, n) / (1 - pi)
+
+
+# --------------------------------------------------------------------------------------------
+# exercise 3: the MC-dropout treatment effect
+
+
+def ref_mc_cate(model, x, T):
+    samples = db.mc_predict(model, x, T, return_samples=True).samples
+    tau = samples[..., 1] - samples[..., 0]
+    return tau.mean(0), tau.var(0)
+
+
+def mc_cate_loop(model, x, T):  # correct: a plain loop under mc_dropout, plug-in variance
+    with db.mc_dropout(model), torch.no_grad():
+        taus = torch.stack([(lambda out: out[:, 1] - out[:, 0])(model(x)) for _ in range(T)])
+    return taus.mean(0), taus.var(0, correction=0)
+
+
+def mc_cate_train_mode(model, x, T):  # correct: switch to train mode and back by hand
+    was = model.training
+    model.train()
+    try:
+        with torch.no_grad():
+            taus = torch.stack([model(x) @ torch.tensor([-1.0, 1.0], dtype=x.dtype) for _ in range(T)])
+    finally:
+        model.train(was)
+    return taus.mean(0), taus.var(0)
+
+
+def mc_cate_swapped(model, x, T):
+    mean, var = ref_mc_cate(model, x, T)
+    return -mean, var
+
+
+def mc_cate_eval(model, x, T):
+    with torch.no_grad():
+        taus = torch.stack([model(x)[:, 1] - model(x)[:, 0] for _ in range(T)])
+    return taus.mean(0), taus.var(0)
+
+
+def mc_cate_summed(model, x, T):
+    samples = db.mc_predict(model, x, T, return_samples=True).samples
+    return (samples[..., 1] - samples[..., 0]).mean(0), samples[..., 0].var(0) + samples[..., 1].var(0)
+
+
+def mc_cate_independent_masks(model, x, T):  # each head from its own pass
+    a = db.mc_predict(model, x, T, return_samples=True).samples
+    b = db.mc_predict(model, x, T, return_samples=True).samples
+    tau = b[..., 1] - a[..., 0]
+    return tau.mean(0), tau.var(0)
+
+
+def mc_cate_std(model, x, T):
+    mean, var = ref_mc_cate(model, x, T)
+    return mean, var.sqrt()
+
+
+def mc_cate_of_mean(model, x, T):
+    mean, var = ref_mc_cate(model, x, T)
+    return mean, var / T
+
+
+def mc_cate_left_training(model, x, T):
+    model.train()
+    with torch.no_grad():
+        taus = torch.stack([(lambda out: out[:, 1] - out[:, 0])(model(x)) for _ in range(T)])
+    return taus.mean(0), taus.var(0)
+
+
+def mc_cate_one_mask(model, x, T):
+    with db.mc_dropout(model), torch.no_grad():
+        out = model(x)
+    tau = (out[:, 1] - out[:, 0]).expand(T, -1)
+    return tau.mean(0), tau.var(0)
+
+
+# --------------------------------------------------------------------------------------------
+# exercise 4: the masked reconstruction loss
+
+
+def ref_masked(model, x, p):
+    hidden = torch.rand(x.shape) < p
+    out = model(x * ~hidden / (1 - p))
+    return ((out - x) ** 2)[hidden].mean()
+
+
+def masked_weighted(model, x, p):  # correct: a keep mask and a weighted mean
+    keep = (torch.rand_like(x) >= p).to(x.dtype)
+    out = model(x * keep / (1 - p))
+    drop = 1 - keep
+    return ((out - x) ** 2 * drop).sum() / drop.sum()
+
+
+def masked_bernoulli(model, x, p):  # correct: torch.bernoulli, mse_loss on the selected entries
+    hidden = torch.bernoulli(torch.full_like(x, p)).bool()
+    out = model(torch.where(hidden, torch.zeros_like(x), x / (1 - p)))
+    return torch.nn.functional.mse_loss(out[hidden], x[hidden])
+
+
+def masked_swapped(model, x, p):
+    return ref_masked(model, x, 1 - p)
+
+
+def masked_no_scale(model, x, p):
+    hidden = torch.rand(x.shape) < p
+    out = model(x * ~hidden)
+    return ((out - x) ** 2)[hidden].mean()
+
+
+def masked_shared(model, x, p):
+    hidden = (torch.rand(x.shape[1]) < p).expand_as(x)
+    out = model(x * ~hidden / (1 - p))
+    return ((out - x) ** 2)[hidden].mean()
+
+
+def masked_rows(model, x, p):
+    hidden = (torch.rand(x.shape[0], 1) < p).expand_as(x)
+    out = model(x * ~hidden / (1 - p))
+    return ((out - x) ** 2)[hidden].mean()
+
+
+def masked_all_entries(model, x, p):
+    hidden = torch.rand(x.shape) < p
+    out = model(x * ~hidden / (1 - p))
+    return ((out - x) ** 2).mean()
+
+
+def masked_visible(model, x, p):
+    hidden = torch.rand(x.shape) < p
+    out = model(x * ~hidden / (1 - p))
+    return ((out - x) ** 2)[~hidden].mean()
+
+
+def masked_corrupted_target(model, x, p):
+    hidden = torch.rand(x.shape) < p
+    corrupted = x * ~hidden / (1 - p)
+    return ((model(corrupted) - corrupted) ** 2)[hidden].mean()
+
+
+def masked_sum(model, x, p):
+    hidden = torch.rand(x.shape) < p
+    out = model(x * ~hidden / (1 - p))
+    return ((out - x) ** 2)[hidden].sum()
+
+
+def masked_clean(model, x, p):
+    hidden = torch.rand(x.shape) < p
+    return ((model(x) - x) ** 2)[hidden].mean()
+
+
+def masked_detached(model, x, p):
+    return ref_masked(model, x, p).detach()
+
+
+def masked_twice(model, x, p):
+    model(x)
+    return ref_masked(model, x, p)
+
+
+# --------------------------------------------------------------------------------------------
+# the verdicts
+
+CORRECT = [
+    (check_referral_curve, ref_referral),
+    (check_referral_curve, referral_numpy),
+    (check_referral_curve, referral_cumsum),
+    (check_zinb_sampler, ref_zinb),
+    (check_zinb_sampler, zinb_negative_binomial),
+    (check_zinb_sampler, zinb_numpy),
+    (check_mc_cate, ref_mc_cate),
+    (check_mc_cate, mc_cate_loop),
+    (check_mc_cate, mc_cate_train_mode),
+    (check_masked_loss, ref_masked),
+    (check_masked_loss, masked_weighted),
+    (check_masked_loss, masked_bernoulli),
+]
+
+WRONG = [  # (checker, answer, the hints its message must contain)
+    (check_referral_curve, referral_most_certain, ("you refer the most CERTAIN cases",)),
+    (check_referral_curve, referral_all, ("accuracy of all N cases",)),
+    (check_referral_curve, referral_referred, ("accuracy of the referred cases",)),
+    (check_referral_curve, referral_keep_r, ("you KEEP a fraction r",)),
+    (check_referral_curve, referral_floor, ("rounded down",)),
+    (check_referral_curve, referral_one_too_few, ("off by one: you keep one case too few",)),
+    (check_referral_curve, referral_error_rate, ("error rate",)),
+    (check_referral_curve, referral_in_place, ("changed its inputs in place",)),
+    (check_referral_curve, lambda c, u, f: ref_referral(c, u, f)[:-1], ("should return 4 numbers",)),
+    (check_referral_curve, lambda c, u, f: db.referral_curve(c, u, f), ("forbids",)),
+    (check_zinb_sampler, zinb_swapped, ("pi and 1 - pi are swapped",)),
+    (check_zinb_sampler, zinb_no_inflation, ("there are no technical zeros",)),
+    (check_zinb_sampler, zinb_theta_upside_down, ("mu + mu^2 theta",)),
+    (check_zinb_sampler, zinb_poisson, ("your counts are Poisson",)),
+    (check_zinb_sampler, zinb_rate_scale, ("rate and scale are confused",)),
+    (check_zinb_sampler, zinb_inverted, ("non-negative whole numbers", "divide the survivors by 1 - pi",)),
+    (check_zinb_sampler, lambda mu, theta, pi, n: ref_zinb(mu, theta, pi, n)[:10], ("should return 100000",)),
+    (check_mc_cate, mc_cate_swapped, ("wrong sign",)),
+    (check_mc_cate, mc_cate_eval, ("dropout is off",)),
+    (check_mc_cate, mc_cate_summed, ("variance of the DIFFERENCE",)),
+    (check_mc_cate, mc_cate_independent_masks, ("independent masks",)),
+    (check_mc_cate, mc_cate_std, ("standard deviation",)),
+    (check_mc_cate, mc_cate_of_mean, ("variance of the MEAN",)),
+    (check_mc_cate, mc_cate_left_training, ("left the model in training mode",)),
+    (check_mc_cate, mc_cate_one_mask, ("every pass uses the same mask",)),
+    (check_mc_cate, lambda model, x, T: ref_mc_cate(model, x, T)[0], ("should return a pair",)),
+    (check_mc_cate, lambda model, x, T: db.mc_cate(model, x, T)[:2], ("forbids",)),
+    (check_masked_loss, masked_swapped, ("keep and drop are swapped",)),
+    (check_masked_loss, masked_no_scale, ("survivors are not rescaled",)),
+    (check_masked_loss, masked_shared, ("every row (cell) has the same mask",)),
+    (check_masked_loss, masked_rows, ("you hide whole rows",)),
+    (check_masked_loss, masked_all_entries, ("over ALL entries",)),
+    (check_masked_loss, masked_visible, ("you score the VISIBLE entries",)),
+    (check_masked_loss, masked_corrupted_target, ("your target is the corrupted input",)),
+    (check_masked_loss, masked_sum, ("you sum the squared errors",)),
+    (check_masked_loss, masked_clean, ("the model sees the clean x",)),
+    (check_masked_loss, masked_detached, ("no gradient",)),
+    (check_masked_loss, masked_twice, ("called the model 2 times",)),
+    (check_masked_loss, lambda model, x, p: db.masked_reconstruction_loss(model, x, p), ("forbids",)),
+]
+
+
+@pytest.mark.parametrize("check, answer", CORRECT, ids=lambda v: getattr(v, "__name__", ""))
+def test_a_correct_answer_passes(capsys, check, answer):
+    assert_passes(capsys, check, answer)
+
+
+@pytest.mark.parametrize("check, answer, hints", WRONG, ids=lambda v: getattr(v, "__name__", "") if callable(v) else "")
+def test_a_wrong_answer_fails_with_its_hint(check, answer, hints):
+    assert_fails(check, answer, *hints)
+
+
+CHECKS = [check_referral_curve, check_zinb_sampler, check_mc_cate, check_masked_loss]
+
+
+@pytest.mark.parametrize("check", CHECKS)
+def test_the_starter_fails_as_not_written_yet(check):
+    assert_fails(check, starter, "not written yet")
+
+
+def test_every_exercise_has_five_wrong_answers_and_two_other_correct_ones():
+    for check in CHECKS:
+        assert sum(c is check for c, _, _ in WRONG) >= 5
+        assert sum(c is check for c, _ in CORRECT) >= 3  # the reference and two written differently
+
+
+@pytest.mark.parametrize("check", CHECKS)
+def test_a_non_function_fails_clearly(check):
+    assert_fails(check, "not a function", "should be a function")
