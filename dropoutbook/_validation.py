@@ -30,6 +30,7 @@ __all__ = [
     "check_module_list",
     "check_class_labels",
     "check_float_vector", "check_score_dict", "check_treatment", "check_two_column_output",
+    "check_nonnegative_data", "check_matrix", "check_output_like", "check_factual_triple",
 ]
 
 _FLOATING = "a floating dtype (float16, bfloat16, float32 or float64)"
@@ -590,3 +591,41 @@ def check_two_column_output(out, what: str) -> torch.Tensor:
         raise ValueError(f"{what} must return a tensor of shape (B, 2), the outcome under control and under "
                          f"treatment, got {got}")
     return out
+
+
+def check_nonnegative_data(value, name: str) -> tuple[torch.Tensor, bool]:
+    """A floating tensor or NumPy array of finite, non-negative numbers (means, counts). Returns ``(tensor, was_numpy)``."""
+    tensor, was_numpy = as_float_tensor(value, name)
+    check_finite_tensor(tensor, name)
+    if bool((tensor < 0).any()):
+        raise ValueError(f"{name} must be non-negative, got a minimum of {tensor.min().item():.4g}")
+    return tensor, was_numpy
+
+
+def check_matrix(x, name: str = "x", *, columns: int | None = None, rows_are: str = "rows") -> torch.Tensor:
+    """A floating 2-D tensor with at least one row (and ``columns`` columns when given), returned unchanged."""
+    check_float_tensor(x, name)
+    if x.dim() != 2 or x.shape[0] == 0 or x.shape[1] == 0 or (columns is not None and x.shape[1] != columns):
+        wanted = f"(N, {columns})" if columns is not None else "(N, d)"
+        raise ValueError(f"{name} must have shape {wanted} with N >= 1, one row per {rows_are}, got {tuple(x.shape)}")
+    return x
+
+
+def check_output_like(out, x: torch.Tensor, what: str = "model") -> torch.Tensor:
+    """A module's output that must be a tensor of the shape of its input ``x``."""
+    if not isinstance(out, torch.Tensor) or out.shape != x.shape:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"{what} must return a tensor of the shape of x {tuple(x.shape)}, got {got}")
+    return out
+
+
+def check_factual_triple(value, name: str = "validation"):
+    """``None`` or a tuple ``(x, t, y)`` of covariates, treatment indicators and factual outcomes, checked."""
+    if value is None:
+        return None
+    if not isinstance(value, tuple) or len(value) != 3:
+        raise TypeError(f"{name} must be None or a tuple (x_val, t_val, y_val), got {_describe(value)}")
+    x = check_matrix(value[0], f"{name}[0]", rows_are="case")
+    t = check_treatment(value[1], f"{name}[1]", n=x.shape[0])
+    y, _ = check_float_vector(value[2], f"{name}[2]", n=x.shape[0], like=f"{name}[0]'s rows")
+    return x, t, y

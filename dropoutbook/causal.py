@@ -27,9 +27,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._validation import (as_float_tensor, check_float_dtype, check_float_tensor, check_generator, check_int,
-                          check_module, check_probability, check_real, check_seed, check_treatment,
-                          check_two_column_output)
+from ._validation import (check_factual_triple, check_float_dtype, check_float_tensor, check_float_vector,
+                          check_generator, check_int, check_matrix, check_module, check_probability, check_real,
+                          check_seed, check_treatment, check_two_column_output)
 from .uncertainty import mc_predict
 
 __all__ = ["CausalData", "simulate_weak_overlap", "TARNet", "factual_loss", "train_tarnet", "CATEPrediction",
@@ -157,10 +157,7 @@ class TARNet(nn.Module):
             for _ in range(2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_float_tensor(x, "x")
-        if x.dim() != 2 or x.shape[1] != self.n_features:
-            raise ValueError(f"x must have shape (B, {self.n_features}), one row of covariates per case, "
-                             f"got {tuple(x.shape)}")
+        check_matrix(x, "x", columns=self.n_features, rows_are="case")
         phi = self.trunk(x)
         return torch.cat([head(phi) for head in self.heads], dim=1)
 
@@ -187,9 +184,7 @@ def factual_loss(outputs: torch.Tensor, t, y) -> torch.Tensor:
     check_float_tensor(outputs, "outputs")
     check_two_column_output(outputs, "outputs (the model)")
     t = check_treatment(t, "t", n=outputs.shape[0])
-    y, _ = as_float_tensor(y, "y")
-    if tuple(y.shape) != (outputs.shape[0],):
-        raise ValueError(f"y must have shape ({outputs.shape[0]},), one outcome per row of outputs, got {tuple(y.shape)}")
+    y, _ = check_float_vector(y, "y", n=outputs.shape[0], like="outputs' rows")
     factual = outputs.gather(1, t.long().to(outputs.device)[:, None])[:, 0]
     return ((factual - y.to(outputs)) ** 2).mean()
 
@@ -230,24 +225,16 @@ def train_tarnet(model: nn.Module, x: torch.Tensor, t, y, *, epochs: int = 100, 
         3
     """
     check_module(model)
-    check_float_tensor(x, "x")
-    if x.dim() != 2 or x.shape[0] == 0:
-        raise ValueError(f"x must have shape (N, d) with N >= 1, got {tuple(x.shape)}")
+    check_matrix(x, "x", rows_are="case")
     t = check_treatment(t, "t", n=x.shape[0])
-    y, _ = as_float_tensor(y, "y")
-    if tuple(y.shape) != (x.shape[0],):
-        raise ValueError(f"y must have shape ({x.shape[0]},), got {tuple(y.shape)}")
+    y, _ = check_float_vector(y, "y", n=x.shape[0], like="x's rows")
     epochs, batch_size = check_int(epochs, "epochs", minimum=1), check_int(batch_size, "batch_size", minimum=1)
     lr = check_real(lr, "lr", positive=True)
     weight_decay = check_real(weight_decay, "weight_decay", minimum=0)
     g = torch.Generator().manual_seed(check_seed(seed))
+    validation = check_factual_triple(validation, "validation")
     if validation is not None:
-        if not isinstance(validation, tuple) or len(validation) != 3:
-            raise TypeError(f"validation must be None or a tuple (x_val, t_val, y_val), got {type(validation).__name__}")
         xv, tv, yv = validation
-        check_float_tensor(xv, "validation[0]")
-        tv = check_treatment(tv, "validation[1]", n=xv.shape[0])
-        yv, _ = as_float_tensor(yv, "validation[2]")
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     losses: list[float] = []
     best, best_state = float("inf"), None
@@ -330,8 +317,6 @@ def mc_cate(model: nn.Module, x: torch.Tensor, T: int, *, chunk_size: int | None
     check_module(model)
     check_generator(generator)
     samples = mc_predict(model, x, T, chunk_size=chunk_size, generator=generator, return_samples=True).samples
-    if samples.dim() != 3 or samples.shape[2] != 2:
-        raise ValueError(f"model must return a tensor of shape (B, 2), the outcome under control and under "
-                         f"treatment, got {tuple(samples.shape[1:])}")
+    check_two_column_output(samples[0], "model")
     tau = samples[..., 1] - samples[..., 0]
     return CATEPrediction(tau.mean(dim=0), tau.var(dim=0, correction=1), tau)

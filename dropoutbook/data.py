@@ -12,8 +12,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ._validation import (as_float_tensor, check_finite_tensor, check_float_dtype, check_int, check_probability,
-                          check_real, check_seed)
+from ._validation import (check_float_dtype, check_int, check_nonnegative_data, check_probability, check_real,
+                          check_seed)
 
 __all__ = ["Split", "load_digits_split", "with_label_noise", "load_breast_cancer_split", "ZINBCounts",
            "sample_zinb", "simulate_zinb_counts"]
@@ -206,10 +206,7 @@ def sample_zinb(means, dispersion: float, zero_inflation: float, *, seed: int = 
         >>> z.counts.shape, bool((z.counts[z.technical_zero] == 0).all())
         (torch.Size([4, 3]), True)
     """
-    means, _ = as_float_tensor(means, "means")
-    check_finite_tensor(means, "means")
-    if (means < 0).any():
-        raise ValueError("means must be non-negative (the means of the counts)")
+    means, _ = check_nonnegative_data(means, "means")
     theta = check_real(dispersion, "dispersion", positive=True)
     pi = check_probability(zero_inflation, "zero_inflation")
     dtype = means.dtype if dtype is None else check_float_dtype(dtype)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._validation import check_float_tensor, check_generator, check_module, check_probability
+from ._validation import check_generator, check_matrix, check_module, check_output_like, check_probability
 
 __all__ = ["masked_reconstruction_loss"]
 
@@ -54,9 +54,7 @@ def masked_reconstruction_loss(model: nn.Module, x: torch.Tensor, p: float, *,
         (torch.Size([]), True)
     """
     check_module(model)
-    check_float_tensor(x, "x")
-    if x.dim() != 2 or x.numel() == 0:
-        raise ValueError(f"x must have shape (B, G) with B, G >= 1 (cells by genes), got {tuple(x.shape)}")
+    check_matrix(x, "x", rows_are="cell (columns: genes)")
     p = check_probability(p, "p", allow_zero=False, allow_one=False)
     check_generator(generator)
     hidden = torch.rand(x.shape, generator=generator, device=x.device) < p
@@ -64,8 +62,6 @@ def masked_reconstruction_loss(model: nn.Module, x: torch.Tensor, p: float, *,
         out = model(x * ~hidden / (1 - p))
     except RuntimeError as exc:
         raise ValueError(f"x must fit the model: on x of shape {tuple(x.shape)} the model raised: {exc}") from exc
-    if not isinstance(out, torch.Tensor) or out.shape != x.shape:
-        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ValueError(f"model must return a tensor of the shape of x {tuple(x.shape)}, got {got}")
+    check_output_like(out, x, "model")
     squared = (out - x) ** 2 * hidden
     return squared.sum() / hidden.sum().clamp(min=1)
