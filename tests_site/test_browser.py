@@ -14,6 +14,7 @@ collects what each check finds. Each test then fails with the page and the eleme
   error, and no raw TeX (``\\(``, ``\\[``, ``$$``, ``\\begin{``, ``\\frac``) left in the text outside code;
 * every image loaded (``naturalWidth > 0``) with alt text that is not empty and not a file path;
 * no element reaching beyond the viewport unless it sits inside a horizontal scroll container;
+* an inline equation scrolls sideways only when it is wider than its line (no needless scroll bar);
 * a display equation's number does not overlap the equation;
 * code and output lines do not wrap (a wrapped line reads as two statements): they scroll;
 * one viewport tag, a description and OpenGraph title and description on every page; a single
@@ -40,7 +41,7 @@ SEARCH_TERM = "dropout"
 PAGE_CHECKS = r"""
 const done = arguments[arguments.length - 1];
 (async () => {
-  const found = {math: [], rawtex: [], images: [], overflow: [], eqno: [], wrap: [], head: [], counts: {}};
+  const found = {math: [], rawtex: [], images: [], overflow: [], eqno: [], wrap: [], head: [], mathscroll: [], counts: {}};
   const describe = (e) => {
     let s = e.tagName.toLowerCase();
     if (e.id) s += '#' + e.id;
@@ -62,6 +63,13 @@ const done = arguments[arguments.length - 1];
     const n = m.querySelectorAll('mjx-container').length;
     if (n !== 1) found.math.push(`${describe(m)}: ${n} typeset elements instead of 1`);
     else if (m.querySelector('mjx-merror, [data-mjx-error]')) found.math.push(`${describe(m)}: MathJax error`);
+  }
+  for (const m of document.querySelectorAll('span.math')) {  // scrolls sideways only if the formula is wider
+    const svg = m.querySelector('mjx-container svg');
+    if (!svg || !m.checkVisibility()) continue;
+    const room = Math.max(m.clientWidth, Math.ceil(svg.getBoundingClientRect().width));
+    if (m.scrollWidth > room)
+      found.mathscroll.push(`${describe(m)}: scrolls ${m.scrollWidth - m.clientWidth} px though the formula fits`);
   }
   const rawTex = /\\\(|\\\[|\$\$|\\begin\{|\\frac/;
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
@@ -160,7 +168,7 @@ def browser():
 def report(server, browser):
     """Every page at every width: {check: [failure, ...]}, plus how much each check saw."""
     failures: dict[str, list[str]] = {k: [] for k in ("console", "math", "rawtex", "images", "overflow",
-                                                       "eqno", "wrap", "head", "error")}
+                                                       "eqno", "wrap", "head", "mathscroll", "error")}
     seen = {"pages": 0, "math": 0, "images": 0}
     for width_name, (width, height, mobile) in WIDTHS.items():
         browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
@@ -213,6 +221,10 @@ def test_every_image_loads_with_alt_text(report):
 
 def test_nothing_wider_than_the_viewport(report):
     _assert_none(report, "overflow", "elements beyond the viewport outside a horizontal scroll container")
+
+
+def test_inline_equations_scroll_only_when_wider_than_the_line(report):
+    _assert_none(report, "mathscroll", "inline equations with a scroll bar they do not need")
 
 
 def test_equation_numbers_stay_readable(report):
