@@ -487,6 +487,8 @@ WRONG = [  # (checker, answer, the hints its message must contain)
     (check_referral_curve, referral_sorted_fractions, ("in the order of the sorted fractions",)),
     (check_referral_curve, referral_strings, ("should return numbers",)),
     (check_referral_curve, referral_complex, ("should return real numbers",)),
+    (check_referral_curve, lambda c, u, f: [torch.ones(2)] * len(f), ("should return numbers",)),
+    (check_referral_curve, lambda c, u, f: np.array([None] * len(f)), ("should return numbers",)),
     (check_zinb_sampler, zinb_imported, ("calls dropoutbook.sample_zinb, which the statement forbids",)),
     (check_zinb_sampler, zinb_doubled_outlier, ("do not have the moments of the ZINB",)),
     (check_zinb_sampler, zinb_block_zeros, ("the technical zeros are at fixed positions",)),

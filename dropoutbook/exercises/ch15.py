@@ -31,7 +31,7 @@ def _vector(out, n: int, what: str, *, allow_nan: bool = False) -> torch.Tensor:
             raise CheckFailed(f"{what} should return real numbers, got complex ones")
         try:
             out = torch.tensor([float(v) for v in out], dtype=torch.float64)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RuntimeError, OverflowError) as exc:
             raise CheckFailed(f"{what} should return numbers, got {out!r:.80}") from exc
     elif isinstance(out, np.ndarray):
         if np.iscomplexobj(out):
