@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 
 import numpy as np
 import torch
@@ -31,6 +31,8 @@ __all__ = [
     "check_class_labels",
     "check_float_vector", "check_score_dict", "check_treatment", "check_two_column_output",
     "check_nonnegative_data", "check_matrix", "check_output_like", "check_factual_triple",
+    "check_fractions", "check_outcomes", "check_covariates", "check_input_dtype", "check_positive_dropout",
+    "check_count_means",
 ]
 
 _FLOATING = "a floating dtype (float16, bfloat16, float32 or float64)"
@@ -619,13 +621,95 @@ def check_output_like(out, x: torch.Tensor, what: str = "model") -> torch.Tensor
     return out
 
 
-def check_factual_triple(value, name: str = "validation"):
+def check_factual_triple(value, name: str = "validation", *, n_features: int | None = None):
     """``None`` or a tuple ``(x, t, y)`` of covariates, treatment indicators and factual outcomes, checked."""
     if value is None:
         return None
     if not isinstance(value, tuple) or len(value) != 3:
         raise TypeError(f"{name} must be None or a tuple (x_val, t_val, y_val), got {_describe(value)}")
-    x = check_matrix(value[0], f"{name}[0]", rows_are="case")
+    x = check_covariates(value[0], f"{name}[0]", n_features=n_features)
     t = check_treatment(value[1], f"{name}[1]", n=x.shape[0])
-    y, _ = check_float_vector(value[2], f"{name}[2]", n=x.shape[0], like=f"{name}[0]'s rows")
+    y = check_outcomes(value[2], f"{name}[2]", n=x.shape[0], per=f"row of {name}[0]")
     return x, t, y
+
+
+def check_fractions(fractions, name: str = "fractions") -> torch.Tensor:
+    """Referred (or deferred) fractions as a float64 tensor, each a number in [0, 1).
+
+    A list, tuple, 1-D tensor or 1-D NumPy array, or any other ordered iterable (read once, so a
+    generator works); a set or a dict is refused (its order is not the caller's), and so is a single
+    number, a Python one as a 0-d tensor or array (pass ``[r]`` for one fraction)."""
+    if isinstance(fractions, np.ndarray):
+        fractions, _ = as_tensor(fractions, name)
+    if isinstance(fractions, torch.Tensor) and fractions.dim() == 0:
+        fractions = fractions.item()
+    if isinstance(fractions, numbers.Number):
+        raise TypeError(f"{name} must be a sequence of numbers in [0, 1), got the single number {fractions!r} "
+                        "(for one fraction r pass [r])")
+    if isinstance(fractions, torch.Tensor):
+        if fractions.dim() != 1:
+            raise ValueError(f"{name} must be a sequence or a 1-D tensor of numbers in [0, 1), got shape "
+                             f"{tuple(fractions.shape)}")
+        values = fractions.tolist()
+    elif isinstance(fractions, (Set, Mapping)):
+        raise TypeError(f"{name} must be an ordered sequence (a list, tuple or 1-D tensor) of numbers in [0, 1), got a "
+                        f"{type(fractions).__name__}, whose order is not yours")
+    elif isinstance(fractions, (str, bytes)) or not isinstance(fractions, Iterable):
+        raise TypeError(f"{name} must be a sequence of numbers in [0, 1), got {type(fractions).__name__}")
+    else:
+        values = list(fractions)
+    if not values:
+        raise ValueError(f"{name} must be a non-empty sequence of numbers in [0, 1), got an empty one")
+    return torch.tensor([check_probability(f, f"{name}[{i}]", allow_one=False) for i, f in enumerate(values)],
+                        dtype=torch.float64)
+
+
+def check_outcomes(value, name: str, *, n: int, per: str = "row of x") -> torch.Tensor:
+    """Outcomes: a floating tensor or NumPy array of shape ``(n,)`` (one per ``per``), finite (no NaN or infinity)."""
+    y, _ = as_float_tensor(value, name)
+    if tuple(y.shape) != (n,):
+        raise ValueError(f"{name} must have shape ({n},), one outcome per {per}, got {tuple(y.shape)}")
+    return check_finite_tensor(y, name)
+
+
+def check_covariates(x, name: str = "x", *, n_features: int | None = None) -> torch.Tensor:
+    """Covariates: a finite floating tensor of shape ``(N, d)`` with ``N >= 1`` (and ``d = n_features`` when given)."""
+    check_float_tensor(x, name)
+    if x.dim() != 2 or x.shape[0] == 0 or (n_features is not None and x.shape[1] != n_features):
+        d = "d" if n_features is None else n_features
+        raise ValueError(f"{name} must have shape (N, {d}) with N >= 1, one row of covariates per case, got "
+                         f"{tuple(x.shape)}")
+    return check_finite_tensor(x, name)
+
+
+def check_input_dtype(model: torch.nn.Module, x: torch.Tensor, name: str = "x") -> torch.Tensor:
+    """``x`` must have the floating dtype of the model's floating parameters (when they share one)."""
+    dtypes = {q.dtype for q in model.parameters() if q.is_floating_point()}
+    if len(dtypes) == 1 and x.dtype not in dtypes:
+        (dtype,) = dtypes
+        raise TypeError(f"{name} has dtype {x.dtype} but the model's parameters are {dtype}; convert one of them, "
+                        f"e.g. {name}.to({dtype}) or model.to({x.dtype})")
+    return x
+
+
+def check_positive_dropout(modules, name: str = "model") -> None:
+    """At least one of the dropout ``modules`` of ``name`` has a rate ``p > 0`` (MC dropout needs one)."""
+    rates = [check_module_rate(m, "MC dropout needs the rate of every dropout module") for m in modules]
+    if rates and max(rates) <= 0:
+        raise ValueError(f"{name} has only dropout modules of rate p = 0 ({len(rates)} of them): every pass gives the same "
+                         "output and the variance would be 0. MC dropout needs a rate p > 0")
+
+
+#: The largest count mean sample_zinb accepts: NumPy's Poisson sampler refuses rates near 1e19.
+MAX_COUNT_MEAN = 1e12
+
+
+def check_count_means(means: torch.Tensor, name: str = "means") -> torch.Tensor:
+    """Means of counts: finite, in [0, MAX_COUNT_MEAN]."""
+    check_finite_tensor(means, name)
+    if means.numel() and bool((means < 0).any()):
+        raise ValueError(f"{name} must be non-negative (the means of the counts)")
+    if means.numel() and bool((means > MAX_COUNT_MEAN).any()):
+        raise ValueError(f"{name} must be at most {MAX_COUNT_MEAN:.0e} (NumPy's Poisson sampler cannot draw counts that "
+                         f"large), got {means.max().item():.4g}")
+    return means

@@ -27,10 +27,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._validation import (check_factual_triple, check_float_dtype, check_float_tensor, check_float_vector,
-                          check_generator, check_int, check_matrix, check_module, check_probability, check_real,
-                          check_seed, check_treatment, check_two_column_output)
-from .uncertainty import mc_predict
+from ._validation import (check_covariates, check_factual_triple, check_float_dtype, check_float_tensor, check_generator,
+                          check_input_dtype, check_int, check_module, check_outcomes, check_positive_dropout,
+                          check_probability, check_real, check_seed, check_treatment, check_two_column_output)
+from .uncertainty import dropout_modules, mc_predict
 
 __all__ = ["CausalData", "simulate_weak_overlap", "TARNet", "factual_loss", "train_tarnet", "CATEPrediction",
            "mc_cate"]
@@ -157,7 +157,11 @@ class TARNet(nn.Module):
             for _ in range(2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_matrix(x, "x", columns=self.n_features, rows_are="case")
+        check_float_tensor(x, "x")
+        if x.dim() != 2 or x.shape[1] != self.n_features:
+            raise ValueError(f"x must have shape (B, {self.n_features}), one row of covariates per case, "
+                             f"got {tuple(x.shape)}")
+        check_input_dtype(self, x)
         phi = self.trunk(x)
         return torch.cat([head(phi) for head in self.heads], dim=1)
 
@@ -172,7 +176,8 @@ def factual_loss(outputs: torch.Tensor, t, y) -> torch.Tensor:
     Args:
         outputs: floating tensor of shape :math:`(N, 2)`, the two heads' outputs.
         t: treatment indicators of shape :math:`(N,)` (bools or 0/1).
-        y: factual outcomes, floating, shape :math:`(N,)`.
+        y: factual outcomes, floating, shape :math:`(N,)`, finite (a NaN outcome is refused, not
+            propagated into the loss).
 
     Returns:
         0-d tensor, differentiable with respect to ``outputs``.
@@ -184,7 +189,7 @@ def factual_loss(outputs: torch.Tensor, t, y) -> torch.Tensor:
     check_float_tensor(outputs, "outputs")
     check_two_column_output(outputs, "outputs (the model)")
     t = check_treatment(t, "t", n=outputs.shape[0])
-    y, _ = check_float_vector(y, "y", n=outputs.shape[0], like="outputs' rows")
+    y = check_outcomes(y, "y", n=outputs.shape[0], per="row of outputs")
     factual = outputs.gather(1, t.long().to(outputs.device)[:, None])[:, 0]
     return ((factual - y.to(outputs)) ** 2).mean()
 
@@ -197,20 +202,23 @@ def train_tarnet(model: nn.Module, x: torch.Tensor, t, y, *, epochs: int = 100, 
     come from torch's global generator, which the caller seeds. With ``validation = (x_val, t_val,
     y_val)``, the factual loss on it is recorded after every epoch (in evaluation mode) and the
     weights of the epoch with the smallest one are restored at the end (early stopping on
-    factual outcomes: the true effects are never looked at). See chapter 15, "Applications",
-    section "Causal inference".
+    factual outcomes: the true effects are never looked at). Every argument, the validation data
+    included, is checked before the model is touched; the model is returned in the mode it was
+    given in (it trains in training mode and is validated in evaluation mode). See chapter 15,
+    "Applications", section "Causal inference".
 
     Args:
         model: a module mapping ``x`` to outputs of shape ``(B, 2)``, e.g. :class:`TARNet`.
-        x: covariates, a floating tensor of shape ``(N, d)``.
+        x: covariates, a finite floating tensor of shape ``(N, d)``, of the model's dtype.
         t: treatment indicators, shape ``(N,)``.
-        y: factual outcomes, shape ``(N,)``.
+        y: factual outcomes, finite, shape ``(N,)``.
         epochs: passes over the data, a positive int.
         lr: Adam's learning rate, > 0.
         batch_size: mini-batch size, a positive int.
         weight_decay: Adam's L2 penalty, >= 0.
         seed: seed of the mini-batch order.
-        validation: ``None`` or a tuple ``(x_val, t_val, y_val)``.
+        validation: ``None`` or a tuple ``(x_val, t_val, y_val)`` of ``M`` cases, checked as ``x``,
+            ``t`` and ``y`` are (``x_val`` of shape ``(M, d)``); an error names ``validation[i]``.
 
     Returns:
         The validation loss after each epoch (an empty list without validation data).
@@ -225,14 +233,26 @@ def train_tarnet(model: nn.Module, x: torch.Tensor, t, y, *, epochs: int = 100, 
         3
     """
     check_module(model)
-    check_matrix(x, "x", rows_are="case")
+    check_input_dtype(model, check_covariates(x, "x"), "x")
     t = check_treatment(t, "t", n=x.shape[0])
-    y, _ = check_float_vector(y, "y", n=x.shape[0], like="x's rows")
+    y = check_outcomes(y, "y", n=x.shape[0])
     epochs, batch_size = check_int(epochs, "epochs", minimum=1), check_int(batch_size, "batch_size", minimum=1)
     lr = check_real(lr, "lr", positive=True)
     weight_decay = check_real(weight_decay, "weight_decay", minimum=0)
     g = torch.Generator().manual_seed(check_seed(seed))
-    validation = check_factual_triple(validation, "validation")
+    validation = check_factual_triple(validation, "validation", n_features=x.shape[1])
+    if validation is not None:
+        check_input_dtype(model, validation[0], "validation[0]")
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        return _train_factual(model, x, t, y, epochs, lr, batch_size, weight_decay, g, validation)
+    finally:
+        for m, mode in modes:
+            m.training = mode
+
+
+def _train_factual(model, x, t, y, epochs, lr, batch_size, weight_decay, g, validation) -> list[float]:
+    """The loop of :func:`train_tarnet` on checked arguments; leaves the model in training mode."""
     if validation is not None:
         xv, tv, yv = validation
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -256,7 +276,6 @@ def train_tarnet(model: nn.Module, x: torch.Tensor, t, y, *, epochs: int = 100, 
                 best, best_state = loss, copy.deepcopy(model.state_dict())
     if best_state is not None:
         model.load_state_dict(best_state)
-    model.train()
     return losses
 
 
@@ -295,10 +314,11 @@ def mc_cate(model: nn.Module, x: torch.Tensor, T: int, *, chunk_size: int | None
     2\operatorname{Cov}(\hat\mu_0, \hat\mu_1)`, not the sum of the heads' variances. Jesson et al.
     :cite:`jesson2020identifying` defer the recommendation for the cases of largest
     :math:`\hat\sigma^2_\tau`. The passes run with :func:`~dropoutbook.mc_predict` (batched,
-    modes restored). See chapter 15, "Applications", section "Causal inference".
+    modes restored). A model whose dropout modules all have rate 0 is refused: its variance would
+    be 0. See chapter 15, "Applications", section "Causal inference".
 
     Args:
-        model: a module with dropout mapping ``x`` to ``(B, 2)`` outputs (control, treated), e.g. :class:`TARNet`.
+        model: a module with dropout (some rate > 0) mapping ``x`` to ``(B, 2)`` outputs (control, treated), e.g. :class:`TARNet`.
         x: covariates, a floating tensor of shape ``(B, d)``; not modified.
         T: number of passes, an int >= 2.
         chunk_size: passes per batched forward (see :func:`~dropoutbook.mc_predict`).
@@ -316,6 +336,7 @@ def mc_cate(model: nn.Module, x: torch.Tensor, T: int, *, chunk_size: int | None
     """
     check_module(model)
     check_generator(generator)
+    check_positive_dropout(dropout_modules(model))
     samples = mc_predict(model, x, T, chunk_size=chunk_size, generator=generator, return_samples=True).samples
     check_two_column_output(samples[0], "model")
     tau = samples[..., 1] - samples[..., 0]

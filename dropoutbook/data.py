@@ -12,8 +12,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ._validation import (check_float_dtype, check_int, check_nonnegative_data, check_probability, check_real,
-                          check_seed)
+from ._validation import (as_float_tensor, check_count_means, check_float_dtype, check_int, check_probability,
+                          check_real, check_seed)
 
 __all__ = ["Split", "load_digits_split", "with_label_noise", "load_breast_cancer_split", "ZINBCounts",
            "sample_zinb", "simulate_zinb_counts"]
@@ -90,8 +90,10 @@ def _sklearn_split(loader: str, caller: str, n_train, n_val, seed, dtype, *, sma
     except ImportError as exc:  # pragma: no cover - the book extra installs scikit-learn
         raise ImportError(f"{caller} needs scikit-learn: pip install 'dropoutbook[book]'") from exc
     x, y = getattr(datasets, loader)(return_X_y=True)
-    n_train = check_int(n_train, "n_train", minimum=smallest, maximum=len(y) - smallest)
-    n_val = check_int(n_val, "n_val", minimum=0, maximum=len(y) - smallest - n_train)
+    n_val = check_int(n_val, "n_val", minimum=0, maximum=len(y) - 2 * smallest,
+                      why=f"{smallest} training and {smallest} test cases at least remain")
+    n_train = check_int(n_train, "n_train", minimum=smallest, maximum=len(y) - smallest - n_val,
+                        why=f"with n_val = {n_val}, at least {smallest} test cases remain")
     check_float_dtype(dtype)
     order = np.random.default_rng(check_seed(seed)).permutation(len(y))
     train, val, test = order[:n_train], order[n_train:n_train + n_val], order[n_train + n_val:]
@@ -138,8 +140,9 @@ def load_breast_cancer_split(n_train: int = 300, *, n_val: int = 100, seed: int 
     "Applications", section "Medicine: deciding when to refer".
 
     Args:
-        n_train: number of training cases, an int from 20 to 529.
-        n_val: number of validation cases, a non-negative int; at least 20 test cases remain.
+        n_train: number of training cases, an int from 20 to ``549 - n_val`` (at least 20 test
+            cases remain: up to 449 with the default ``n_val = 100``).
+        n_val: number of validation cases, an int from 0 to 529.
         seed: seed of the random split.
         dtype: floating dtype of the features (labels are int64).
 
@@ -192,7 +195,8 @@ def sample_zinb(means, dispersion: float, zero_inflation: float, *, seed: int = 
     generator seeded with ``seed``. See chapter 15, "Applications", section "Biology".
 
     Args:
-        means: the NB means :math:`\mu \ge 0`, a floating tensor or NumPy array of any shape; not modified.
+        means: the NB means :math:`0 \le \mu \le 10^{12}`, a floating tensor or NumPy array of any shape
+            (a 0-d one too); not modified.
         dispersion: :math:`\theta > 0` (the inverse of the overdispersion; large :math:`\theta` is nearly Poisson).
         zero_inflation: :math:`\pi \in [0, 1]`, the probability of a technical zero.
         seed: seed of the draws.
@@ -206,15 +210,20 @@ def sample_zinb(means, dispersion: float, zero_inflation: float, *, seed: int = 
         >>> z.counts.shape, bool((z.counts[z.technical_zero] == 0).all())
         (torch.Size([4, 3]), True)
     """
-    means, _ = check_nonnegative_data(means, "means")
+    means, _ = as_float_tensor(means, "means")
+    check_count_means(means, "means")
     theta = check_real(dispersion, "dispersion", positive=True)
     pi = check_probability(zero_inflation, "zero_inflation")
     dtype = means.dtype if dtype is None else check_float_dtype(dtype)
     rng = np.random.default_rng(check_seed(seed))
     mu = means.detach().cpu().double().numpy()
-    rate = rng.gamma(theta, 1.0, size=mu.shape) * (mu / theta)  # lambda ~ Gamma(theta, scale mu/theta)
-    true = rng.poisson(rate).astype(np.float64)
-    dropped = rng.random(mu.shape) < pi
+    rate = np.asarray(rng.gamma(theta, 1.0, size=mu.shape) * (mu / theta))  # lambda ~ Gamma(theta, scale mu/theta)
+    try:
+        true = np.asarray(rng.poisson(rate), dtype=np.float64)
+    except ValueError as exc:  # a Gamma draw beyond what NumPy's Poisson sampler takes (a tiny dispersion)
+        raise ValueError(f"the Poisson rates drawn from means (largest {mu.max():.4g}) and dispersion {theta:.4g} are too "
+                         f"large for NumPy's Poisson sampler ({exc}); use smaller means or a larger dispersion") from exc
+    dropped = np.asarray(rng.random(mu.shape) < pi)
     observed = np.where(dropped, 0.0, true)
     as_t = lambda a: torch.as_tensor(a, dtype=dtype, device=means.device)  # noqa: E731
     return ZINBCounts(as_t(mu), as_t(true), as_t(observed), torch.as_tensor(dropped, device=means.device), None)

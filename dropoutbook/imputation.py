@@ -1,10 +1,13 @@
 r"""Imputing technical zeros with a denoising autoencoder trained by input dropout (chapter 15).
 
 In single-cell RNA sequencing, "dropout" names the technical zeros of a count matrix: a gene
-expressed in a cell but not detected. A denoising autoencoder can fill them in from the other
-genes of the cell :cite:`eraslan2019single`. It is trained with dropout in its original sense, on
-the *input*: some observed entries are hidden, and the network is asked to predict them from the
-rest. :func:`masked_reconstruction_loss` is that training loss. See chapter 15, "Applications",
+expressed in a cell but not detected. An autoencoder can fill them in from the other genes of
+the cell; the deep count autoencoder :cite:`eraslan2019single` does so by fitting a ZINB likelihood
+to the whole, unmasked matrix. Here the network is trained instead with dropout in its original
+sense, on the *input*: some observed entries are hidden, and the network is asked to predict them
+from the rest, scored on the hidden entries only, the self-supervised objective of Noise2Self
+:cite:`batson2019noise2self` (which its authors also apply to single-cell gene expression).
+:func:`masked_reconstruction_loss` is that training loss. See chapter 15, "Applications",
 section "Biology: two meanings of dropout".
 """
 
@@ -34,7 +37,8 @@ def masked_reconstruction_loss(model: nn.Module, x: torch.Tensor, p: float, *,
     included: the network learns :math:`\mathbb E[x \mid \text{rest}]`, which for zero-inflated
     counts is :math:`(1-\pi)` times the expected true value (chapter 15, section "Derivation").
     When no entry is hidden (possible for small inputs or small ``p``), the loss is 0 with a
-    gradient of zeros. See chapter 15, "Applications", section "Biology"; :cite:`eraslan2019single`.
+    gradient of zeros. Hiding entries and scoring only the hidden ones is the objective of Noise2Self
+    :cite:`batson2019noise2self`. See chapter 15, "Applications", section "Biology".
 
     Args:
         model: the autoencoder, mapping a batch of shape ``(B, G)`` to the same shape.

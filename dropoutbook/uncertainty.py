@@ -30,8 +30,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._validation import (as_float_tensor, as_tensor, check_bool, check_float_vector, check_generator, check_int,
-                          check_module, check_probability, check_score_dict, like_input)
+from ._validation import (as_float_tensor, as_tensor, check_bool, check_finite_tensor, check_float_vector,
+                          check_fractions, check_generator, check_int, check_module,
+                          check_score_dict, like_input)
 from .masks import InvertedDropout
 
 __all__ = [
@@ -470,9 +471,10 @@ def mutual_information(probs: torch.Tensor) -> torch.Tensor:
 def referral_curve(correct: torch.Tensor, uncertainty: torch.Tensor, fractions) -> torch.Tensor:
     r"""Accuracy of the retained predictions when the most uncertain fraction is referred to a human.
 
-    For each referred fraction :math:`r`, the :math:`\lfloor r N \rceil` predictions with the largest
-    ``uncertainty`` are set aside and the accuracy of the other :math:`N - \lfloor r N \rceil` is
-    returned. A useful uncertainty gives a curve that rises with :math:`r`; a random ordering gives
+    For each referred fraction :math:`r`, the :math:`k = \operatorname{round}(N(1 - r))`
+    predictions with the smallest ``uncertainty`` are kept (the nearest integer to :math:`N(1 - r)`,
+    a half rounded to the even neighbour, as ``torch.round`` and Python's ``round`` do), the other
+    :math:`N - k` are referred, and the accuracy of the kept ones is returned. A useful uncertainty gives a curve that rises with :math:`r`; a random ordering gives
     a flat curve at the overall accuracy. Ties are broken by the order of the inputs (stable sort).
     See chapter 5, "Monte Carlo dropout", section "Experiment".
 
@@ -481,7 +483,9 @@ def referral_curve(correct: torch.Tensor, uncertainty: torch.Tensor, fractions) 
             prediction is right.
         uncertainty: floating tensor or NumPy array of shape :math:`(N,)`; larger means less
             certain (use ``-confidence`` for a confidence score).
-        fractions: referred fractions in :math:`[0, 1)`, a sequence or 1-D tensor.
+        fractions: referred fractions in :math:`[0, 1)`, a sequence or 1-D tensor (or array), in
+            any order; each must leave at least one prediction. A set, a dict or a single number
+            is refused.
 
     Returns:
         float64 tensor of accuracies, one per fraction (a NumPy array when ``correct`` and
@@ -494,7 +498,7 @@ def referral_curve(correct: torch.Tensor, uncertainty: torch.Tensor, fractions) 
         tensor([0.7500, 1.0000], dtype=torch.float64)
     """
     correct, uncertainty, was_numpy = _check_correct_uncertainty(correct, uncertainty)
-    fr = _check_fractions(fractions)
+    fr = check_fractions(fractions)
     n = correct.numel()
     order = torch.sort(uncertainty.detach().cpu(), stable=True).indices  # most certain first
     ranked = correct.detach().cpu()[order].double()
@@ -525,30 +529,12 @@ def _check_correct_uncertainty(correct, uncertainty):
     return correct, uncertainty, numpy_correct and numpy_uncertainty
 
 
-def _check_fractions(fractions) -> torch.Tensor:
-    """The referred fractions as a float64 tensor, each checked to be a number in [0, 1)."""
-    if isinstance(fractions, np.ndarray):
-        fractions, _ = as_tensor(fractions, "fractions")
-    if isinstance(fractions, torch.Tensor):
-        if fractions.dim() > 1:
-            raise ValueError(f"fractions must be a sequence or a 1-D tensor, got shape {tuple(fractions.shape)}")
-        values = fractions.reshape(-1).tolist()
-    elif isinstance(fractions, (str, bytes)) or not isinstance(fractions, Iterable):
-        raise TypeError(f"fractions must be a sequence of numbers in [0, 1), got {type(fractions).__name__}")
-    else:
-        values = list(fractions)
-    if not values:
-        raise ValueError("fractions must be a non-empty sequence of numbers in [0, 1), got an empty one")
-    return torch.tensor([check_probability(f, f"fractions[{i}]", allow_one=False) for i, f in enumerate(values)],
-                        dtype=torch.float64)
-
-
 def referral_curves(correct, scores: dict, fractions) -> dict:
     r"""Referral curves of several uncertainty scores for the same predictions.
 
     :func:`referral_curve` for each entry of ``scores``: for each referred fraction :math:`r`, the
-    accuracy of the :math:`N - \lfloor rN \rceil` predictions kept when the most uncertain ones by
-    that score are referred. The scores compete on the same cases, so their curves can be compared
+    accuracy of the :math:`k = \operatorname{round}(N(1 - r))` predictions kept (the other
+    :math:`N - k`, the most uncertain by that score, are referred). The scores compete on the same cases, so their curves can be compared
     case for case (chapter 15 compares the softmax confidence, MC-dropout entropy and mutual
     information, and a deep ensemble's entropy) :cite:`leibig2017leveraging`. A random referral
     keeps the overall accuracy in expectation, the first value of every curve. See chapter 15,
@@ -558,7 +544,8 @@ def referral_curves(correct, scores: dict, fractions) -> dict:
         correct: bool (or 0/1) tensor or NumPy array of shape :math:`(N,)`.
         scores: a non-empty dict from a name to an uncertainty of shape :math:`(N,)` (larger means
             less certain; use ``-confidence`` for a confidence).
-        fractions: referred fractions in :math:`[0, 1)`, a sequence or 1-D tensor.
+        fractions: referred fractions in :math:`[0, 1)`, a sequence or 1-D tensor (read once, so
+            an iterator works).
 
     Returns:
         dict from each name to its curve (as :func:`referral_curve` returns it), in the order of ``scores``.
@@ -571,6 +558,7 @@ def referral_curves(correct, scores: dict, fractions) -> dict:
         (tensor([0.7500, 1.0000], dtype=torch.float64), tensor([0.7500, 0.6667], dtype=torch.float64))
     """
     scores = check_score_dict(scores)
+    fractions = check_fractions(fractions)  # once: an iterator is read once
     return {name: _referral_named(correct, u, fractions, name) for name, u in scores.items()}
 
 
@@ -585,7 +573,7 @@ def _referral_named(correct, uncertainty, fractions, name):
 
 
 def _kept_counts(n: int, fractions) -> torch.Tensor:
-    fr = _check_fractions(fractions)
+    fr = check_fractions(fractions)
     kept = torch.round(n * (1 - fr)).long()
     if (kept < 1).any():
         raise ValueError(f"fractions must leave at least one of the {n} cases; the largest is {fr.max().item():.4g}")
@@ -595,8 +583,8 @@ def _kept_counts(n: int, fractions) -> torch.Tensor:
 def deferral_curve(errors, uncertainty, fractions) -> torch.Tensor:
     r"""Root mean squared error of the estimates that are kept when the most uncertain fraction is deferred.
 
-    For each deferred fraction :math:`r`, the :math:`k = N - \lfloor rN \rceil` cases with the
-    smallest ``uncertainty`` are kept and
+    For each deferred fraction :math:`r`, the :math:`k = \operatorname{round}(N(1 - r))` cases with
+    the smallest ``uncertainty`` are kept (the number kept as in :func:`referral_curve`) and
 
     .. math::
         \mathrm{RMSE}(r) = \Bigl(\frac1k \sum_{i \text{ kept}} e_i^2\Bigr)^{1/2}
@@ -611,7 +599,7 @@ def deferral_curve(errors, uncertainty, fractions) -> torch.Tensor:
 
     Args:
         errors: floating tensor or NumPy array of shape :math:`(N,)`, the error of each estimate
-            (its sign does not matter).
+            (its sign does not matter), finite.
         uncertainty: floating tensor or NumPy array of shape :math:`(N,)`; larger means less certain.
         fractions: deferred fractions in :math:`[0, 1)`, a sequence or 1-D tensor.
 
@@ -624,6 +612,7 @@ def deferral_curve(errors, uncertainty, fractions) -> torch.Tensor:
         tensor([1.0075, 0.1414], dtype=torch.float64)
     """
     errors, numpy_errors = check_float_vector(errors, "errors")
+    check_finite_tensor(errors, "errors")
     uncertainty, numpy_uncertainty = check_float_vector(uncertainty, "uncertainty", n=errors.numel(), like="errors")
     kept = _kept_counts(errors.numel(), fractions)
     order = torch.sort(uncertainty.detach().cpu(), stable=True).indices  # most certain first
@@ -636,8 +625,8 @@ def random_deferral_curve(errors, fractions, *, n_draws: int = 1000,
                           generator: torch.Generator | None = None) -> torch.Tensor:
     r"""The deferral curve of a random ordering: the mean, over random deferrals, of the kept cases' RMSE.
 
-    For each of ``n_draws`` random permutations the first :math:`k = N - \lfloor rN \rceil` cases
-    are kept and their RMSE is computed as in :func:`deferral_curve`; the mean over the draws is
+    For each of ``n_draws`` random permutations the first :math:`k = \operatorname{round}(N(1 - r))`
+    cases are kept (as in :func:`deferral_curve`) and their RMSE is computed as in :func:`deferral_curve`; the mean over the draws is
     returned. The mean *squared* error of a random subset equals the overall one in expectation,
     so this curve is flat up to the draws and a small Jensen term: the RMSE of a subset is on
     average slightly below the square root of its expected MSE, the more so the smaller the subset.
@@ -645,9 +634,10 @@ def random_deferral_curve(errors, fractions, *, n_draws: int = 1000,
     chapter 15, "Applications", section "Causal inference".
 
     Args:
-        errors: floating tensor or NumPy array of shape :math:`(N,)`.
+        errors: floating tensor or NumPy array of shape :math:`(N,)`, finite.
         fractions: deferred fractions in :math:`[0, 1)`, a sequence or 1-D tensor.
-        n_draws: number of random orderings, a positive int.
+        n_draws: number of random orderings, a positive int (drawn in chunks, so that memory stays
+            bounded for any ``n_draws`` and :math:`N`).
         generator: optional ``torch.Generator`` for the permutations.
 
     Returns:
@@ -659,12 +649,21 @@ def random_deferral_curve(errors, fractions, *, n_draws: int = 1000,
         tensor([1., 1.], dtype=torch.float64)
     """
     errors, was_numpy = check_float_vector(errors, "errors")
+    check_finite_tensor(errors, "errors")
     kept = _kept_counts(errors.numel(), fractions)
     n_draws = check_int(n_draws, "n_draws", minimum=1)
     check_generator(generator)
     n = errors.numel()
     squared = errors.detach().cpu().double() ** 2
-    orders = torch.argsort(torch.rand(n_draws, n, generator=generator, dtype=torch.float64), dim=1)
-    cumulative = torch.cumsum(squared[orders], dim=1)
-    rmse = torch.sqrt(cumulative[:, kept - 1] / kept.double())
-    return like_input(rmse.mean(dim=0), was_numpy)
+    total = torch.zeros(len(kept), dtype=torch.float64)
+    chunk = max(1, _DRAW_ELEMENTS // n)  # rows of draws at a time: the same draws as all at once, in bounded memory
+    for start in range(0, n_draws, chunk):
+        rows = min(chunk, n_draws - start)
+        orders = torch.argsort(torch.rand(rows, n, generator=generator, dtype=torch.float64), dim=1)
+        cumulative = torch.cumsum(squared[orders], dim=1)
+        total += torch.sqrt(cumulative[:, kept - 1] / kept.double()).sum(dim=0)
+    return like_input(total / n_draws, was_numpy)
+
+
+#: How many random numbers random_deferral_curve draws at a time (a few tens of MB with the sort).
+_DRAW_ELEMENTS = 2**21

@@ -1150,3 +1150,112 @@ def test_jensen_gap_refuses_nan_and_infinity_in_w_and_x_with_every_method(method
             with pytest.raises(ValueError, match=rf"^{name} must hold finite numbers \(no NaN or infinity\), "
                                                  rf"got 1 {kind} entry$"):
                 db.jensen_gap("relu", p=0.3, method=method, n_samples=10, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# chapter 15's functions: rates of 0, 0-d means, huge means, NaN outcomes, validation data, dtypes,
+# fractions given once, as a set or as a single number, infinite errors, the split's bounds
+
+
+def test_mc_cate_refuses_a_model_whose_dropout_rates_are_all_zero():
+    with pytest.raises(ValueError, match=r"^model has only dropout modules of rate p = 0 \(4 of them\)"):
+        db.mc_cate(db.TARNet(2, 4, p=0.0), torch.randn(3, 2), T=5)
+
+
+def test_sample_zinb_takes_a_0d_mean_and_refuses_huge_ones_by_name():
+    z = db.sample_zinb(torch.tensor(3.0), 1.0, 0.3, seed=1)
+    assert all(v.shape == () for v in z[:4])
+    with pytest.raises(ValueError, match=r"^means must be at most 1e\+12"):
+        db.sample_zinb(torch.tensor([1.0, 1e15]), 1.0, 0.3)
+
+
+@pytest.mark.parametrize("where", ["y", "validation[2]"])
+def test_train_tarnet_and_factual_loss_refuse_nan_outcomes(where):
+    x, t, y = torch.randn(6, 2), torch.tensor([1, 0, 1, 0, 1, 0]), torch.randn(6)
+    bad = y.clone()
+    bad[2] = NAN
+    with pytest.raises(ValueError, match=r"^y must hold finite numbers"):
+        db.factual_loss(torch.randn(6, 2), t, bad)
+    model = db.TARNet(2, 4)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    args = (bad, None) if where == "y" else (y, (x, t, bad))
+    with pytest.raises(ValueError, match=rf"^{re.escape(where)} must hold finite numbers"):
+        db.train_tarnet(model, x, t, args[0], epochs=1, validation=args[1])
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # checked before training
+
+
+@pytest.mark.parametrize("i, part, message", [
+    (0, torch.randn(5, 3), r"^validation\[0\] must have shape \(N, 2\)"),
+    (1, torch.tensor([1, 0]), r"^validation\[1\] must have shape \(5,\)"),
+    (2, torch.randn(2), r"^validation\[2\] must have shape \(5,\)"),
+])
+def test_train_tarnet_checks_the_validation_data_before_training_and_names_it(i, part, message):
+    x, t, y = torch.randn(6, 2), torch.tensor([1, 0, 1, 0, 1, 0]), torch.randn(6)
+    validation = [torch.randn(5, 2), torch.tensor([1, 0, 1, 0, 1]), torch.randn(5)]
+    validation[i] = part
+    model = db.TARNet(2, 4)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match=message):
+        db.train_tarnet(model, x, t, y, epochs=1, validation=tuple(validation))
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_train_tarnet_returns_the_model_in_the_mode_it_was_given(training):
+    model = db.TARNet(2, 4).train(training)
+    x, t, y = torch.randn(6, 2), torch.tensor([1, 0, 1, 0, 1, 0]), torch.randn(6)
+    db.train_tarnet(model, x, t, y, epochs=1, validation=(x, t, y))
+    assert all(m.training == training for m in model.modules())
+
+
+def test_a_tarnet_refuses_covariates_of_another_dtype_by_name():
+    model = db.TARNet(2, 4)
+    x = torch.randn(6, 2, dtype=F64)
+    with pytest.raises(TypeError, match=r"^x has dtype torch.float64 but the model's parameters are torch.float32"):
+        model(x)
+    with pytest.raises(TypeError, match=r"^x has dtype torch.float64"):
+        db.train_tarnet(model, x, torch.tensor([1, 0, 1, 0, 1, 0]), torch.randn(6), epochs=1)
+
+
+def test_referral_curves_read_an_iterator_of_fractions_once():
+    correct = torch.tensor([True, True, False, True])
+    scores = {"a": torch.tensor([0.1, 0.2, 0.9, 0.3]), "b": torch.tensor([0.9, 0.2, 0.1, 0.3])}
+    curves = db.referral_curves(correct, scores, iter([0.0, 0.25]))
+    assert curves["b"].tolist() == db.referral_curve(correct, scores["b"], [0.0, 0.25]).tolist()
+
+
+@pytest.mark.parametrize("fractions, error, message", [
+    ({0.0, 0.25}, TypeError, r"^fractions must be an ordered sequence .* got a set"),
+    ({0.0: 1, 0.25: 2}, TypeError, r"^fractions must be an ordered sequence .* got a dict"),
+    (0.25, TypeError, r"^fractions must be a sequence of numbers in \[0, 1\), got the single number 0.25"),
+    (torch.tensor(0.25), TypeError, r"^fractions must be a sequence of numbers in \[0, 1\), got the single number 0.25"),
+])
+def test_fractions_as_a_set_a_dict_or_one_number_are_refused_alike(fractions, error, message):
+    correct, u = torch.tensor([True, True, False, True]), torch.tensor([0.1, 0.2, 0.9, 0.3])
+    for call in (lambda: db.referral_curve(correct, u, fractions), lambda: db.deferral_curve(u, u, fractions),
+                 lambda: db.random_deferral_curve(u, fractions, n_draws=2)):
+        with pytest.raises(error, match=message):
+            call()
+
+
+def test_deferral_curves_refuse_infinite_errors():
+    errors = torch.tensor([1.0, INF, 0.5])
+    with pytest.raises(ValueError, match=r"^errors must hold finite numbers"):
+        db.deferral_curve(errors, torch.rand(3), [0.0])
+    with pytest.raises(ValueError, match=r"^errors must hold finite numbers"):
+        db.random_deferral_curve(errors, [0.0])
+
+
+def test_random_deferral_curve_draws_in_chunks_the_same_as_all_at_once(monkeypatch):
+    errors = torch.randn(50, generator=gen(3))
+    whole = db.random_deferral_curve(errors, [0.0, 0.3], n_draws=40, generator=gen(4))
+    monkeypatch.setattr(db.uncertainty, "_DRAW_ELEMENTS", 7 * 50)  # chunks of 7 draws, the last one short
+    assert torch.allclose(db.random_deferral_curve(errors, [0.0, 0.3], n_draws=40, generator=gen(4)), whole,
+                          rtol=1e-12, atol=0)
+
+
+def test_the_breast_cancer_split_names_n_train_when_it_leaves_too_few_test_cases():
+    with pytest.raises(ValueError, match=r"^n_train must be an int in \[20, 449\] \(with n_val = 100, at least 20 "
+                                         r"test cases remain\), got 500$"):
+        db.load_breast_cancer_split(500)
+    assert len(db.load_breast_cancer_split(549, n_val=0).y_test) == 20

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import dropoutbook as db
+from dropoutbook import masked_reconstruction_loss, mc_cate, referral_curve, sample_zinb
 from dropoutbook.exercises import check_masked_loss, check_mc_cate, check_referral_curve, check_zinb_sampler
 from helpers import assert_fails, assert_passes, starter
 
@@ -282,6 +283,149 @@ def masked_twice(model, x, p):
 
 
 # --------------------------------------------------------------------------------------------
+# more wrong answers: library functions imported by name, outliers, reused draws, the usual mix-ups
+
+
+def referral_imported(correct, uncertainty, fractions):  # the library, through a name imported earlier
+    return referral_curve(correct, uncertainty, fractions)
+
+
+def referral_sorted_fractions(correct, uncertainty, fractions):  # the values in the order of sorted(fractions)
+    return ref_referral(correct, uncertainty, sorted(fractions))
+
+
+def referral_strings(correct, uncertainty, fractions):
+    return np.array([str(v) for v in ref_referral(correct, uncertainty, fractions)])
+
+
+def referral_complex(correct, uncertainty, fractions):
+    return np.array(ref_referral(correct, uncertainty, fractions)) + 0j
+
+
+def zinb_imported(mu, theta, pi, n):
+    return sample_zinb(torch.full((n,), mu), theta, pi, seed=int(torch.randint(0, 2**31, ()))).counts
+
+
+def zinb_doubled_outlier(mu, theta, pi, n):  # every count doubled, one huge count to widen a tolerance
+    y = ref_zinb(mu, theta, pi, n) * 2
+    y[0] = 1e6
+    return y
+
+
+def zinb_block_zeros(mu, theta, pi, n):  # the technical zeros at fixed positions
+    y = ref_zinb(mu, theta, 0.0, n)
+    y[:round(pi * n)] = 0
+    return y
+
+
+def zinb_sorted(mu, theta, pi, n):
+    return ref_zinb(mu, theta, pi, n).sort().values
+
+
+def zinb_fixed_seed(mu, theta, pi, n):  # a private generator seeded inside: the same sample on every call
+    g = torch.Generator().manual_seed(0)
+    rate = torch._standard_gamma(torch.full((n,), float(theta)), generator=g) * mu / theta
+    return torch.poisson(rate, generator=g) * (torch.rand(n, generator=g) >= pi)
+
+
+def zinb_matrix(mu, theta, pi, n):
+    return ref_zinb(mu, theta, pi, n).reshape(1000, n // 1000)
+
+
+def zinb_torch_probs(mu, theta, pi, n):  # torch's probs is the success probability: mu / (mu + theta)
+    y = torch.distributions.NegativeBinomial(total_count=theta, probs=theta / (theta + mu)).sample((n,))
+    return y * (torch.rand(n) >= pi)
+
+
+def zinb_one_bernoulli(mu, theta, pi, n):  # one Bernoulli for the whole vector
+    rate = torch.distributions.Gamma(theta, theta / mu).sample((n,))
+    return torch.poisson(rate) * (torch.rand(1) >= pi)
+
+
+def mc_cate_imported(model, x, T):
+    return tuple(mc_cate(model, x, T)[:2])
+
+
+def mc_cate_swapped_outlier(model, x, T):  # wrong sign, one huge row to widen a tolerance
+    mean, var = ref_mc_cate(model, x, T)
+    mean, var = -mean, var.clone()
+    mean[0] = var[0] = 1e30
+    return mean, var
+
+
+def mc_cate_summed_outlier(model, x, T):
+    mean, var = mc_cate_summed(model, x, T)
+    var = var.clone()
+    var[0] = 1e30
+    return mean, var
+
+
+def mc_cate_two_passes(model, x, T):  # T ignored
+    return ref_mc_cate(model, x, 2)
+
+
+def mc_cate_one_pass_short(model, x, T):
+    return ref_mc_cate(model, x, T - 1)
+
+
+def mc_cate_difference_of_variances(model, x, T):
+    samples = db.mc_predict(model, x, T, return_samples=True).samples
+    return (samples[..., 1] - samples[..., 0]).mean(0), (samples[..., 1].var(0) - samples[..., 0].var(0)).abs()
+
+
+def mc_cate_standard_error(model, x, T):
+    mean, var = ref_mc_cate(model, x, T)
+    return mean, (var / T).sqrt()
+
+
+def mc_cate_always_eval_after(model, x, T):  # model.train() ... model.eval(): the mode is not restored
+    model.train()
+    with torch.no_grad():
+        taus = torch.stack([(lambda out: out[:, 1] - out[:, 0])(model(x)) for _ in range(T)])
+    model.eval()
+    return taus.mean(0), taus.var(0)
+
+
+def masked_imported(model, x, p):
+    return masked_reconstruction_loss(model, x, p)
+
+
+def masked_fixed_seed(model, x, p):  # the same mask on every call
+    g = torch.Generator().manual_seed(0)
+    hidden = torch.rand(x.shape, generator=g, dtype=x.dtype) < p
+    out = model(x * ~hidden / (1 - p))
+    return ((out - x) ** 2)[hidden].mean()
+
+
+_MASKS: dict = {}
+
+
+def masked_cached(model, x, p):  # one mask per shape, drawn once
+    hidden = _MASKS.setdefault((tuple(x.shape), p), torch.rand(x.shape) < p)
+    out = model(x * ~hidden / (1 - p))
+    return ((out - x) ** 2)[hidden].mean()
+
+
+def masked_halves(model, x, p):  # the second half of the rows copies the mask of the first
+    half = torch.rand(x.shape[0] // 2, x.shape[1]) < p
+    hidden = torch.cat([half, half, half[: x.shape[0] % 2]])
+    out = model(x * ~hidden / (1 - p))
+    return ((out - x) ** 2)[hidden].mean()
+
+
+def masked_mse_of_masked(model, x, p):  # F.mse_loss of masked tensors divides by every entry
+    hidden = torch.rand(x.shape) < p
+    out = model(x * ~hidden / (1 - p))
+    return torch.nn.functional.mse_loss(out * hidden, x * hidden)
+
+
+def masked_expected_count(model, x, p):  # divides by the expected number p N of hidden entries
+    hidden = torch.rand(x.shape) < p
+    out = model(x * ~hidden / (1 - p))
+    return ((out - x) ** 2 * hidden).sum() / (p * x.numel())
+
+
+# --------------------------------------------------------------------------------------------
 # the verdicts
 
 CORRECT = [
@@ -339,6 +483,34 @@ WRONG = [  # (checker, answer, the hints its message must contain)
     (check_masked_loss, masked_detached, ("no gradient",)),
     (check_masked_loss, masked_twice, ("called the model 2 times",)),
     (check_masked_loss, lambda model, x, p: db.masked_reconstruction_loss(model, x, p), ("forbids",)),
+    (check_referral_curve, referral_imported, ("calls dropoutbook.referral_curve, which the statement forbids",)),
+    (check_referral_curve, referral_sorted_fractions, ("in the order of the sorted fractions",)),
+    (check_referral_curve, referral_strings, ("should return numbers",)),
+    (check_referral_curve, referral_complex, ("should return real numbers",)),
+    (check_referral_curve, lambda c, u, f: [torch.ones(2)] * len(f), ("should return numbers",)),
+    (check_referral_curve, lambda c, u, f: np.array([None] * len(f)), ("should return numbers",)),
+    (check_zinb_sampler, zinb_imported, ("calls dropoutbook.sample_zinb, which the statement forbids",)),
+    (check_zinb_sampler, zinb_doubled_outlier, ("do not have the moments of the ZINB",)),
+    (check_zinb_sampler, zinb_block_zeros, ("the technical zeros are at fixed positions",)),
+    (check_zinb_sampler, zinb_sorted, ("your counts are sorted",)),
+    (check_zinb_sampler, zinb_fixed_seed, ("the same counts on every call",)),
+    (check_zinb_sampler, zinb_matrix, ("shape (100000,)", "got shape (1000, 100)")),
+    (check_zinb_sampler, zinb_torch_probs, ("torch's NegativeBinomial", "probs = mu / (theta + mu)")),
+    (check_zinb_sampler, zinb_one_bernoulli, ("one Bernoulli for the whole vector",)),
+    (check_mc_cate, mc_cate_imported, ("calls dropoutbook.mc_cate, which the statement forbids",)),
+    (check_mc_cate, mc_cate_swapped_outlier, ("outside", "range of the effects")),
+    (check_mc_cate, mc_cate_summed_outlier, ("outside", "range of the variances")),
+    (check_mc_cate, mc_cate_two_passes, ("ran 2 passes with dropout on",)),
+    (check_mc_cate, mc_cate_one_pass_short, ("passes with dropout on", "T = ")),
+    (check_mc_cate, mc_cate_difference_of_variances, ("your variance is not that of the sampled effects",)),
+    (check_mc_cate, mc_cate_standard_error, ("standard error",)),
+    (check_mc_cate, mc_cate_always_eval_after, ("given in training mode",)),
+    (check_masked_loss, masked_imported, ("calls dropoutbook.masked_reconstruction_loss, which the statement forbids",)),
+    (check_masked_loss, masked_fixed_seed, ("the same mask on every call",)),
+    (check_masked_loss, masked_cached, ("the same mask on every call",)),
+    (check_masked_loss, masked_halves, ("reuses its draws",)),
+    (check_masked_loss, masked_mse_of_masked, ("number of ALL entries",)),
+    (check_masked_loss, masked_expected_count, ("expected number p N",)),
 ]
 
 
@@ -369,3 +541,19 @@ def test_every_exercise_has_five_wrong_answers_and_two_other_correct_ones():
 @pytest.mark.parametrize("check", CHECKS)
 def test_a_non_function_fails_clearly(check):
     assert_fails(check, "not a function", "should be a function")
+
+
+@pytest.mark.parametrize("check, answer", [(check_referral_curve, ref_referral), (check_zinb_sampler, ref_zinb),
+                                           (check_mc_cate, ref_mc_cate), (check_masked_loss, ref_masked)])
+def test_a_check_leaves_the_global_generator_as_it_found_it(capsys, check, answer):
+    torch.manual_seed(5)
+    state = torch.get_rng_state()
+    check(answer)
+    assert torch.equal(state, torch.get_rng_state())
+
+
+@pytest.mark.parametrize("check, answer", [(check_referral_curve, referral_imported), (check_mc_cate, mc_cate_imported)])
+def test_the_library_works_again_after_a_check(check, answer):
+    assert_fails(check, answer, "forbids")
+    correct = torch.tensor([True, False, True])
+    assert torch.allclose(referral_curve(correct, torch.tensor([0.1, 0.9, 0.2]), [0.0]), torch.tensor([2 / 3]).double())

@@ -311,18 +311,57 @@ _Z = 5.0  # the tolerance of _reused_draws, in standard errors
 
 
 @contextlib.contextmanager
-def _library_forbidden(module, hint: str):
+def _library_forbidden(module, hint: str, *, names=None, imported: bool = False):
     """Run the block with every public function of the library ``module`` (and its re-export as
-    ``dropoutbook.<name>``) replaced by one that fails the check: the exercise asks for plain torch."""
+    ``dropoutbook.<name>``) replaced by one that fails the check: the exercise asks for plain torch.
+
+    ``names`` restricts the ban to those public names. With ``imported=True`` only functions are
+    banned (the library's classes, e.g. its result types, keep working inside the library) and a
+    banned function also fails when it is called through a name imported before the check
+    (``from dropoutbook import f``): its code is swapped for the failing one while the block runs
+    (see :func:`_calls_forbidden`)."""
     import dropoutbook
 
     with contextlib.ExitStack() as stack:
-        for name in module.__all__:
+        for name in (module.__all__ if names is None else names):
             original = getattr(module, name)
+            if imported and not inspect.isfunction(original):
+                continue
             stack.enter_context(_patched(module, name, _forbidden(f"dropoutbook.{name}", hint)))
             if getattr(dropoutbook, name, None) is original:
                 stack.enter_context(_patched(dropoutbook, name, _forbidden(f"dropoutbook.{name}", hint)))
+            if imported:
+                stack.enter_context(_calls_forbidden(original, f"dropoutbook.{name}", hint))
         yield
+
+
+_MESSAGE = "\x00dropoutbook forbidden call\x00"  # the placeholder constant of _forbidden_template
+
+
+def _forbidden_template(*args, **kwargs):
+    raise __import__("dropoutbook.exercises._core", fromlist=["CheckFailed"]).CheckFailed(
+        "\x00dropoutbook forbidden call\x00")
+
+
+@contextlib.contextmanager
+def _calls_forbidden(fn, what: str, hint: str = ""):
+    """While the block runs, calling the function object ``fn`` by any name fails the check as
+    :func:`_forbidden` does: its ``__code__`` (and defaults) are swapped for a failing one and
+    restored afterwards, also on error. A function with a closure cannot take that code and is
+    left alone (its module attribute can still be patched)."""
+    if not inspect.isfunction(fn) or fn.__closure__:
+        yield
+        return
+    message = f"your code calls {what}, which the statement forbids{': ' + hint if hint else ''}"
+    template = _forbidden_template.__code__
+    code = template.replace(co_consts=tuple(message if c == _MESSAGE else c for c in template.co_consts),
+                            co_name=fn.__code__.co_name, co_qualname=fn.__code__.co_qualname)
+    saved = (fn.__code__, fn.__defaults__, fn.__kwdefaults__)
+    fn.__code__, fn.__defaults__, fn.__kwdefaults__ = code, None, None
+    try:
+        yield
+    finally:
+        fn.__code__, fn.__defaults__, fn.__kwdefaults__ = saved
 
 
 def _drawn_rates(ranges, *, seed: int) -> list[float]:
