@@ -30,7 +30,7 @@ __all__ = [
     "check_module_list",
     "check_class_labels",
     "check_float_vector", "check_score_dict", "check_treatment", "check_two_column_output",
-    "check_nonnegative_data", "check_matrix", "check_output_like", "check_factual_triple",
+    "check_matrix", "check_output_like", "check_factual_triple",
     "check_fractions", "check_outcomes", "check_covariates", "check_input_dtype", "check_positive_dropout",
     "check_count_means",
 ]
@@ -593,15 +593,6 @@ def check_two_column_output(out, what: str) -> torch.Tensor:
         raise ValueError(f"{what} must return a tensor of shape (B, 2), the outcome under control and under "
                          f"treatment, got {got}")
     return out
-
-
-def check_nonnegative_data(value, name: str) -> tuple[torch.Tensor, bool]:
-    """A floating tensor or NumPy array of finite, non-negative numbers (means, counts). Returns ``(tensor, was_numpy)``."""
-    tensor, was_numpy = as_float_tensor(value, name)
-    check_finite_tensor(tensor, name)
-    if bool((tensor < 0).any()):
-        raise ValueError(f"{name} must be non-negative, got a minimum of {tensor.min().item():.4g}")
-    return tensor, was_numpy
 
 
 def check_matrix(x, name: str = "x", *, columns: int | None = None, rows_are: str = "rows") -> torch.Tensor:
