@@ -443,7 +443,33 @@ CORRECT = [
     (check_masked_loss, masked_bernoulli),
 ]
 
+def mc_cate_trains_the_model(model, x, T):  # right numbers, then a parameter changed in place
+    out = ref_mc_cate(model, x, T)
+    with torch.no_grad():
+        next(model.parameters()).mul_(1.01)
+    return out
+
+
+def masked_exact_count(model, x, p):  # exactly round(p N) entries hidden, chosen at random
+    n = x.numel()
+    hidden = torch.zeros(n, dtype=torch.bool)
+    hidden[torch.randperm(n)[:round(p * n)]] = True
+    hidden = hidden.reshape(x.shape)
+    out = model(x * ~hidden / (1 - p))
+    return ((out - x) ** 2)[hidden].mean()
+
+
+def masked_exact_per_row(model, x, p):  # exactly round(p G) entries hidden in every row
+    g = x.shape[1]
+    hidden = torch.argsort(torch.rand(x.shape), dim=1) < round(p * g)
+    out = model(x * ~hidden / (1 - p))
+    return ((out - x) ** 2)[hidden].mean()
+
+
 WRONG = [  # (checker, answer, the hints its message must contain)
+    (check_mc_cate, mc_cate_trains_the_model, ("changed the model's weights",)),
+    (check_masked_loss, masked_exact_count, ("p N rounded", "on every call")),
+    (check_masked_loss, masked_exact_per_row, ("every row (cell) of your mask hides exactly",)),
     (check_referral_curve, referral_most_certain, ("you refer the most CERTAIN cases",)),
     (check_referral_curve, referral_all, ("accuracy of all N cases",)),
     (check_referral_curve, referral_referred, ("accuracy of the referred cases",)),

@@ -344,6 +344,7 @@ def check_mc_cate(fn) -> None:
             w1 = w0 + 0.3 * torch.randn(d, generator=g, dtype=torch.float64)  # the heads are close: a strong covariance
             x0 = torch.randn(d, generator=g, dtype=torch.float64) + 1.0
             model = _TwoHeads(w0, w1, p).train(training)
+            weights_before = model.heads.weight.detach().clone()
             rows = 300
             x = x0.expand(rows, d).clone()
             x_before = x.clone()
@@ -356,6 +357,9 @@ def check_mc_cate(fn) -> None:
             mean, var = (_vector(v, rows, f"the {name} of your mc_cate") for v, name in zip(out, ("mean", "variance")))
             if not torch.equal(x, x_before):
                 raise CheckFailed("your mc_cate changed x in place")
+            if not torch.equal(model.heads.weight.detach(), weights_before):
+                raise CheckFailed("your mc_cate changed the model's weights: MC dropout only samples masks, it trains "
+                                  "nothing (no optimizer step, no in-place change of a parameter)")
             if not training and (model.training or model.drop.training):
                 raise CheckFailed("your mc_cate left the model in training mode: restore its mode (or use "
                                   "dropoutbook.mc_dropout / mc_predict, which do)")
@@ -486,7 +490,8 @@ def check_masked_loss(fn) -> None:
     Recognized mistakes: keep and drop swapped, survivors not rescaled, one mask shared by every row
     (cell) of the batch, whole rows or columns hidden, the same mask on every call (a generator
     seeded inside the function, a mask kept from an earlier call), a mask that reuses its draws
-    (e.g. half of the rows copying the other half), the model applied to the clean input, the loss
+    (e.g. half of the rows copying the other half), a fixed number of hidden entries (per row or in
+    all), the model applied to the clean input, the loss
     on all entries or on the visible ones, a mean over every entry of masked tensors (e.g.
     ``F.mse_loss(out * hidden, x * hidden)``) or over the expected number ``p N`` of hidden entries,
     the corrupted input as the target, a sum in place of the mean, no gradient, and more than one
@@ -512,6 +517,17 @@ def check_masked_loss(fn) -> None:
                 _check_masked_once(loss, model, x, p)
                 masks.append(model.seen[0] == 0)
             where = f" (x of shape {tuple(x.shape)}, p = {p})"
+            per_row = [m.sum(dim=1) for m in masks]
+            if all(bool((r == r[0]).all()) for r in per_row):
+                raise CheckFailed(f"every row (cell) of your mask hides exactly {int(per_row[0][0])} entries: with an "
+                                  "independent draw per entry the count varies from row to row (a binomial). Hide each "
+                                  "entry with probability p, e.g. torch.rand(x.shape) < p, not a fixed number of them"
+                                  + where)
+            counts = [int(m.sum()) for m in masks]
+            if counts[0] == counts[1] and abs(counts[0] - p * x.numel()) <= 1:
+                raise CheckFailed(f"your mask hides exactly {counts[0]} entries (p N rounded) on every call: with an "
+                                  "independent draw per entry the number hidden varies (a binomial). Hide each entry "
+                                  "with probability p, e.g. torch.rand(x.shape) < p, not a fixed number of them" + where)
             if torch.equal(masks[0], masks[1]):
                 raise CheckFailed("your masked_loss hides the same entries on every call (the same mask on every call: a "
                                   "generator seeded inside the function, or a mask kept from an earlier call?): draw "
